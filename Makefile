@@ -1,0 +1,55 @@
+# Two commands for a newcomer: `make run` (train on embedded defaults) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+AIRFLOW := $(VENV)/bin/airflow
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__EXECUTOR := LocalExecutor
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+SOURCE ?=
+STORE ?=
+
+.PHONY: venv run test ui airflow-db clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+airflow-db: venv
+	@mkdir -p $(AIRFLOW_HOME)
+	@$(AIRFLOW) db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+
+# Runs the whole DAG once with `airflow dags test`, then prints where the model and plots are.
+# SOURCE=path/to/images (or an archive, s3:// prefix, synthetic:// spec); STORE=file:///... or s3://...
+run: airflow-db
+	@set -euo pipefail; \
+	when=$$(date -u +%Y-%m-%dT%H:%M:%S); \
+	conf=$$($(PY) -c 'import json, os, sys; source, store = sys.argv[1:]; \
+	  conf = {"source": os.path.abspath(source) if os.path.exists(source) else source} if source else {}; \
+	  conf.update({"store": store} if store else {}); print(json.dumps(conf))' "$(SOURCE)" "$(STORE)"); \
+	store="$(STORE)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.config import default_store_uri; print(default_store_uri())'); \
+	echo "captcha_training: run $$when, conf $$conf"; \
+	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \
+	echo; $(PY) -m tasks.report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
+
+test: venv
+	$(PY) -m pytest
+
+# Airflow's all-in-one server with the DAG loaded; the login is printed at start.
+ui: airflow-db
+	$(AIRFLOW) standalone
+
+clean:
+	rm -rf $(AIRFLOW_HOME) store

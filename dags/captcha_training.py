@@ -1,0 +1,130 @@
+"""The `captcha_training` DAG: wiring only. Each task builds the run's config and store, calls one
+stage function of `tasks/`, and returns that stage's small JSON summary. Heavy libraries are imported
+inside the stages, so parsing this file stays fast.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from tasks.config import DEFAULT_SOURCE, default_store_uri
+from tasks.model import ARCHITECTURES
+
+SCHEDULE = os.environ.get("CAPTCHA_SCHEDULE", "0 2 * * *")
+TRAIN_QUEUE = os.environ.get("CAPTCHA_TRAIN_QUEUE", "default")
+S3_CONN_ID = os.environ.get("CAPTCHA_S3_CONN_ID", "captcha_s3")
+
+DOC = """
+### Captcha training
+
+Turns labelled captcha images into a published, versioned recognition model:
+`ingest -> encode_labels -> build_shards -> train -> evaluate -> publish`.
+
+* **source**: a folder, a `.zip`/`.tar.gz` archive, an `s3://bucket/prefix`, or
+  `synthetic://?count=4000&length=4&alphabet=0123456789` (generated captchas). The label is the file
+  name (`226md.png`, `A3K7_0001.png`) or comes from a `labels.csv` beside the images.
+* **store**: where everything is kept (`file:///path` or `s3://bucket/prefix`); S3 credentials and
+  endpoint come from the Airflow connection `captcha_s3` or the standard AWS environment variables.
+* The published model is under `models/<version>/` of the store; `models/latest.json` points at it.
+"""
+
+PARAMS = {
+    "source": Param(DEFAULT_SOURCE, type="string", minLength=1, title="Source",
+                    description="Folder, .zip/.tar.gz archive, s3://bucket/prefix or synthetic://?count=..."),
+    "store": Param(default_store_uri(), type="string", pattern="^(file|s3)://.+", title="Store",
+                   description="Object-store root URI (file:///path or s3://bucket/prefix)"),
+    "epochs": Param(40, type="integer", minimum=1, maximum=10000, title="Epochs",
+                    description="Most training epochs; early stopping may end sooner"),
+    "batch_size": Param(32, type="integer", minimum=1, maximum=65536, title="Batch size",
+                        description="Images per step on each device"),
+    "arch": Param("crnn", type="string", enum=list(ARCHITECTURES), title="Architecture",
+                  description="crnn: CNN + BiLSTM + CTC, any label length; cnn: the tutorial's per-position softmax"),
+    "height": Param(50, type="integer", minimum=8, maximum=1024, title="Image height",
+                    description="Images are resized to fit, keeping their aspect ratio, and padded"),
+    "width": Param(200, type="integer", minimum=8, maximum=4096, title="Image width",
+                   description="Images are resized to fit, keeping their aspect ratio, and padded"),
+    "alphabet": Param("", type="string", title="Alphabet",
+                      description="Characters labels may use; empty: read off the data"),
+    "max_refused_fraction": Param(0.2, type="number", minimum=0, maximum=0.99, title="Refused-fraction limit",
+                                  description="Ingest fails when more than this fraction of images is refused"),
+    "seed": Param(0, type="integer", minimum=0, title="Seed", description="Random seed of training"),
+}
+
+
+def _run_context():
+    """(config, store, S3 client options) of the running task, from its params and date."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from tasks.config import PipelineConfig
+    from tasks.runs import run_key_for
+    from tasks.storage import open_store, s3_options_from_connection
+
+    context = get_current_context()
+    cfg = PipelineConfig.from_params(dict(context["params"]),
+                                     run_key_for(context.get("logical_date"), context["run_id"]))
+    s3_options = {}
+    if "s3://" in (cfg.store + cfg.source):
+        try:
+            conn = Connection.get(S3_CONN_ID)
+            s3_options = s3_options_from_connection(conn.login, conn.password, conn.extra_dejson)
+        except AirflowNotFoundException:
+            pass  # boto3 then reads the standard AWS environment variables
+    return cfg, open_store(cfg.store, s3_options), s3_options
+
+
+@dag(
+    dag_id="captcha_training",
+    schedule=SCHEDULE,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["captcha", "ml", "training"],
+    doc_md=DOC,
+    params=PARAMS,
+)
+def captcha_training():
+    @task
+    def ingest() -> dict:
+        from tasks.ingest import ingest as run
+
+        cfg, store, s3_options = _run_context()
+        return run(cfg, store, s3_options=s3_options)
+
+    @task
+    def encode_labels() -> dict:
+        from tasks.labels import encode_labels as run
+
+        return run(*_run_context()[:2])
+
+    @task
+    def build_shards() -> dict:
+        from tasks.shards import build_shards as run
+
+        return run(*_run_context()[:2])
+
+    @task(queue=TRAIN_QUEUE)
+    def train() -> dict:
+        from tasks.train import train as run
+
+        return run(*_run_context()[:2])
+
+    @task
+    def evaluate() -> dict:
+        from tasks.evaluate import evaluate as run
+
+        return run(*_run_context()[:2])
+
+    @task
+    def publish() -> dict:
+        from tasks.publish import publish as run
+
+        return run(*_run_context()[:2])
+
+    ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish()
+
+
+captcha_training()

@@ -1,0 +1,99 @@
+"""Stage 5, evaluate: how well the trained model reads the test split.
+
+Writes runs/<run key>/metrics.json and runs/<run key>/predictions.jsonl (one line per test image:
+sha256, true and predicted text), which publish turns into plots.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+from tasks.runs import read_stage_result, run_prefix, write_stage_result
+from tasks.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% confidence interval of a proportion (Wilson score), sound near 0% and 100%."""
+    if total == 0:
+        return 0.0, 0.0
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def score(pairs: list[tuple[str, str]]) -> dict:
+    """Metrics of (true, predicted) texts: full-captcha accuracy with its 95% interval, character
+    accuracy (same character at the same position, over the longer text), character error rate."""
+    total = len(pairs)
+    full = sum(t == p for t, p in pairs)
+    positions = sum(max(len(t), len(p)) for t, p in pairs)
+    matches = sum(sum(a == b for a, b in zip(t, p)) for t, p in pairs)
+    errors = sum(edit_distance(t, p) for t, p in pairs)
+    low, high = wilson_interval(full, total)
+    return {
+        "test_images": total, "full_accuracy": full / total if total else 0.0,
+        "full_accuracy_ci95": [round(low, 4), round(high, 4)], "correct": full,
+        "char_accuracy": matches / positions if positions else 0.0,
+        "char_error_rate": errors / max(1, sum(len(t) for t, _ in pairs)),
+    }
+
+
+def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
+    """Score this run's model on the test split; return the metrics (also stored)."""
+    from tasks.runtime import import_tensorflow
+
+    import_tensorflow()
+    from tasks.dataset import make_dataset
+    from tasks.decoding import decode_output
+    from tasks.labels import Alphabet
+    from tasks.model import load_model
+    from tasks.shards import local_shard_files, read_shard_index
+    from tasks.train import default_cache_dir
+
+    trained = read_stage_result(store, cfg.run_key, "train")
+    meta = store.get_json(trained["metadata"])
+    index = read_shard_index(store, meta["shards"])
+    files = local_shard_files(store, index, cache_dir or default_cache_dir())
+    alphabet = Alphabet(meta["alphabet"])
+    with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
+        local = Path(tmp) / "model.keras"
+        store.download_file(trained["model"], local)
+        model = load_model(local)
+    test_ds = make_dataset(files["test"], height=meta["height"], width=meta["width"],
+                           max_length=meta["max_length"], num_classes=meta["num_classes"], arch=meta["arch"],
+                           batch_size=cfg.batch_size, training=False, cache=False, with_sha256=True)
+    rows = []
+    for images, targets, hashes in test_ds:
+        predicted = decode_output(meta["arch"], model.predict_on_batch(images))
+        true = targets.numpy().argmax(-1) if meta["arch"] == "cnn" else targets.numpy()
+        for sha, t, p in zip(hashes.numpy(), true, predicted):
+            rows.append({"sha256": sha.decode(), "true": alphabet.decode(t), "predicted": alphabet.decode(p)})
+    metrics = score([(r["true"], r["predicted"]) for r in rows])
+    prefix = run_prefix(cfg.run_key)
+    store.put_bytes(f"{prefix}predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    store.put_json(f"{prefix}metrics.json", metrics)
+    log.info("evaluate: %d of %d test captchas read fully right (%.1f%%, 95%% CI %.1f-%.1f%%), "
+             "character accuracy %.1f%%", metrics["correct"], metrics["test_images"],
+             100 * metrics["full_accuracy"], 100 * metrics["full_accuracy_ci95"][0],
+             100 * metrics["full_accuracy_ci95"][1], 100 * metrics["char_accuracy"])
+    return write_stage_result(store, cfg.run_key, "evaluate", {
+        "metrics": f"{prefix}metrics.json", "predictions": f"{prefix}predictions.jsonl",
+        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
+    })

@@ -1,0 +1,42 @@
+"""Print where a run's published model and plots are.
+
+    python -m tasks.report --store URI --run-key KEY
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tasks.runs import UpstreamMissing, read_stage_result
+from tasks.storage import open_store
+
+
+def describe(published: dict) -> str:
+    """A few lines telling a user where to find the model, its plots and its accuracy."""
+    lines = [
+        f"model version : {published['version']}",
+        f"model         : {published['model_uri']}",
+        f"latest pointer: {published['latest']}",
+        f"accuracy      : {published['full_accuracy']:.1%} of test captchas fully right, "
+        f"{published['char_accuracy']:.1%} of characters",
+    ]
+    lines += [f"plot          : {plot}" for plot in published["plots"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.report", description="Where a run's model and plots are")
+    parser.add_argument("--store", required=True, help="object-store root URI")
+    parser.add_argument("--run-key", required=True, help="the run's key (its logical date, e.g. 20261129T020000)")
+    args = parser.parse_args(argv)
+    try:
+        published = read_stage_result(open_store(args.store), args.run_key, "publish")
+    except UpstreamMissing as error:
+        print(f"error: the run did not publish a model: {error}", file=sys.stderr)
+        return 1
+    print(describe(published))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Shared fixtures: tiny captcha data, a local store, and a real S3 HTTP endpoint.
+
+The S3 endpoint is moto's server mode on a free local port, started once per test session. Set
+CAPTCHA_TEST_S3_ENDPOINT (with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION) to run
+the same tests against another endpoint, such as MinIO.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tasks.config import PipelineConfig
+from tasks.storage import LocalStore, S3Store
+from tasks.synthetic import SyntheticSpec, generate
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TINY_SPEC = "synthetic://?count=48&length=3-4&alphabet=0123456789&seed=7"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_synthetic(folder: Path, spec: str) -> list[Path]:
+    """Write the images of a synthetic spec as files into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in generate(SyntheticSpec.parse(spec), workers=1):
+        path = folder / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def tiny_folder(tmp_path) -> Path:
+    """A folder of 48 labelled synthetic captchas."""
+    folder = tmp_path / "images"
+    write_synthetic(folder, TINY_SPEC)
+    return folder
+
+
+@pytest.fixture
+def local_store(tmp_path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+def make_config(store, source: str = TINY_SPEC, **overrides) -> PipelineConfig:
+    """A config for tests: tiny images, one epoch."""
+    settings = dict(source=source, store=store.uri, epochs=1, batch_size=8, height=32, width=96,
+                    run_key="20261129T000000")
+    settings.update(overrides)
+    return PipelineConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """URL of a real S3 HTTP endpoint: moto's server, or CAPTCHA_TEST_S3_ENDPOINT."""
+    external = os.environ.get("CAPTCHA_TEST_S3_ENDPOINT")
+    if external:
+        yield external
+        return
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_options(s3_endpoint) -> dict:
+    return {"endpoint_url": s3_endpoint, "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+
+
+@pytest.fixture
+def s3_bucket(s3_options) -> str:
+    """A new, empty bucket on the S3 endpoint."""
+    from tasks.storage import make_s3_client
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    make_s3_client(s3_options).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request, tmp_path):
+    """The same tests against both backends."""
+    if request.param == "file":
+        return LocalStore(tmp_path / "store")
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Store(f"s3://{bucket}/root", request.getfixturevalue("s3_options"))

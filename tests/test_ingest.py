@@ -1,0 +1,73 @@
+import json
+import shutil
+
+import pytest
+
+from conftest import make_config
+from tasks.ingest import IngestError, ingest, read_manifest
+
+
+def quarantine_of(store, summary):
+    return [json.loads(line) for line in store.get_bytes(summary["quarantine"]).decode().splitlines()]
+
+
+def test_ingest_stores_each_image_once_and_rerun_stores_nothing(store, tiny_folder):
+    cfg = make_config(store, source=str(tiny_folder))
+    first = ingest(cfg, store)
+    assert first["seen"] == 48 and first["stored"] == 48 and first["refused"] == 0
+    assert first["new_objects"] == 48 and len(list(store.list("raw/"))) == 48
+    manifest = read_manifest(store, first["manifest"])
+    assert len(manifest) == 48 and all(len(e["sha256"]) == 64 for e in manifest)
+    assert store.get_json("runs/20261129T000000/ingest.json") == first
+    again = ingest(cfg, store)
+    assert again["new_objects"] == 0 and again["data_version"] == first["data_version"]
+    assert len(list(store.list("raw/"))) == 48
+
+
+def test_synthetic_source_is_reproducible(local_store):
+    cfg = make_config(local_store)
+    first, again = ingest(cfg, local_store), ingest(cfg, local_store)
+    assert first["stored"] == 48 and again["new_objects"] == 0
+
+
+def test_unusable_images_go_to_quarantine_with_reasons(local_store, tiny_folder):
+    images = sorted(tiny_folder.iterdir())
+    (tiny_folder / "empty1.png").write_bytes(b"")
+    (tiny_folder / "text2.png").write_text("not an image")
+    (tiny_folder / "trunc3.png").write_bytes(images[0].read_bytes()[:80])
+    shutil.copy(images[1], tiny_folder / "dupe_copy.png")  # same image, other label
+    shutil.copy(images[2], tiny_folder / f"{images[2].name.split('_')[0]}_again.png")  # true duplicate
+    cfg = make_config(local_store, source=str(tiny_folder), max_refused_fraction=0.5)
+    summary = ingest(cfg, local_store)
+    reasons = {q["name"]: q["reason"] for q in quarantine_of(local_store, summary)}
+    assert reasons["empty1.png"] == "empty file"
+    assert reasons["text2.png"].startswith("not a readable image")
+    assert reasons["trunc3.png"].startswith("corrupt or truncated image")
+    assert "labelled both" in reasons["dupe_copy.png"] and "labelled both" in reasons[images[1].name]
+    assert summary["seen"] == 53
+    assert summary["refused"] == 5 and summary["duplicates"] == 1 and summary["stored"] == 47
+    assert summary["seen"] == summary["stored"] + summary["duplicates"] + summary["refused"]
+
+
+def test_labels_outside_the_given_alphabet_are_refused(local_store, tiny_folder):
+    cfg = make_config(local_store, source=str(tiny_folder), alphabet="0123456", max_refused_fraction=0.99)
+    summary = ingest(cfg, local_store)
+    reasons = [q["reason"] for q in quarantine_of(local_store, summary)]
+    assert summary["refused"] == len(reasons) > 0
+    assert all("outside the alphabet" in r for r in reasons)
+
+
+def test_too_many_refused_fails_clearly_and_keeps_the_report(local_store, tiny_folder):
+    for i in range(20):
+        (tiny_folder / f"bad{i}.png").write_bytes(b"junk")
+    cfg = make_config(local_store, source=str(tiny_folder), max_refused_fraction=0.1)
+    with pytest.raises(IngestError, match=r"20 of 68 images refused, over the max_refused_fraction of 10%"):
+        ingest(cfg, local_store)
+    assert len(local_store.get_bytes("quarantine/20261129T000000.jsonl").splitlines()) == 20
+
+
+def test_nothing_usable_fails_clearly(local_store, tmp_path):
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "x1.png").write_bytes(b"junk")
+    with pytest.raises(IngestError, match="no usable image"):
+        ingest(make_config(local_store, source=str(tmp_path / "only")), local_store)
