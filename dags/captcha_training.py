@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from tasks.config import DEFAULT_SOURCE, default_store_uri
+from tasks.config import DEFAULTS, default_store_uri
 from tasks.model import ARCHITECTURES
 
 SCHEDULE = os.environ.get("CAPTCHA_SCHEDULE", "0 2 * * *")
@@ -31,25 +31,29 @@ Turns labelled captcha images into a published, versioned recognition model:
 """
 
 PARAMS = {
-    "source": Param(DEFAULT_SOURCE, type="string", minLength=1, title="Source",
+    "source": Param(DEFAULTS["source"], type="string", minLength=1, title="Source",
                     description="Folder, .zip/.tar.gz archive, s3://bucket/prefix or synthetic://?count=..."),
     "store": Param(default_store_uri(), type="string", pattern="^(file|s3)://.+", title="Store",
                    description="Object-store root URI (file:///path or s3://bucket/prefix)"),
-    "epochs": Param(40, type="integer", minimum=1, maximum=10000, title="Epochs",
+    "epochs": Param(DEFAULTS["epochs"], type="integer", minimum=1, maximum=10000, title="Epochs",
                     description="Most training epochs; early stopping may end sooner"),
-    "batch_size": Param(32, type="integer", minimum=1, maximum=65536, title="Batch size",
+    "max_train_minutes": Param(DEFAULTS["max_train_minutes"], type="number", minimum=0, maximum=10080,
+                               title="Training time limit (minutes)",
+                               description="Training stops after this long, keeping the best epoch; 0: no limit"),
+    "batch_size": Param(DEFAULTS["batch_size"], type="integer", minimum=1, maximum=65536, title="Batch size",
                         description="Images per step on each device"),
-    "arch": Param("crnn", type="string", enum=list(ARCHITECTURES), title="Architecture",
+    "arch": Param(DEFAULTS["arch"], type="string", enum=list(ARCHITECTURES), title="Architecture",
                   description="crnn: CNN + BiLSTM + CTC, any label length; cnn: the tutorial's per-position softmax"),
-    "height": Param(50, type="integer", minimum=8, maximum=1024, title="Image height",
+    "height": Param(DEFAULTS["height"], type="integer", minimum=8, maximum=1024, title="Image height",
                     description="Images are resized to fit, keeping their aspect ratio, and padded"),
-    "width": Param(200, type="integer", minimum=8, maximum=4096, title="Image width",
+    "width": Param(DEFAULTS["width"], type="integer", minimum=8, maximum=4096, title="Image width",
                    description="Images are resized to fit, keeping their aspect ratio, and padded"),
-    "alphabet": Param("", type="string", title="Alphabet",
+    "alphabet": Param(DEFAULTS["alphabet"], type="string", title="Alphabet",
                       description="Characters labels may use; empty: read off the data"),
-    "max_refused_fraction": Param(0.2, type="number", minimum=0, maximum=0.99, title="Refused-fraction limit",
+    "max_refused_fraction": Param(DEFAULTS["max_refused_fraction"], type="number", minimum=0, maximum=0.99,
+                                  title="Refused-fraction limit",
                                   description="Ingest fails when more than this fraction of images is refused"),
-    "seed": Param(0, type="integer", minimum=0, title="Seed", description="Random seed of training"),
+    "seed": Param(DEFAULTS["seed"], type="integer", minimum=0, title="Seed", description="Random seed of training"),
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from tasks.model import ARCHITECTURES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = "synthetic://?count=4000&length=4&alphabet=0123456789&seed=0"
+DEFAULT_SOURCE = "synthetic://?count=3000&length=4&alphabet=0123456789&seed=0"
 
 
 class ConfigError(ValueError):
@@ -32,8 +32,9 @@ class PipelineConfig:
     run_key: str
     source: str = DEFAULT_SOURCE
     store: str = ""
-    epochs: int = 20
-    batch_size: int = 32
+    epochs: int = 40
+    batch_size: int = 16
+    max_train_minutes: float = 7.0
     arch: str = "crnn"
     height: int = 50
     width: int = 200
@@ -75,6 +76,10 @@ class PipelineConfig:
             raise ConfigError(f"alphabet {self.alphabet!r} must be a string of distinct characters (or empty)")
         if any(not c.isprintable() or c.isspace() for c in self.alphabet):
             raise ConfigError(f"alphabet {self.alphabet!r} may hold only printable, non-space characters")
+        if isinstance(self.max_train_minutes, bool) or not isinstance(self.max_train_minutes, (int, float)) \
+                or not 0 <= self.max_train_minutes <= 7 * 24 * 60:
+            raise ConfigError(f"max_train_minutes must be a number of minutes from 0 (no limit) to 10080, "
+                              f"got {self.max_train_minutes!r}")
         for name in ("max_refused_fraction", "val_fraction", "test_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -85,6 +90,9 @@ class PipelineConfig:
             raise ConfigError("source is empty; give a folder, a .zip/.tar.gz archive, an s3:// prefix or synthetic://")
         if not re.match(r"^(file|s3)://", self.store):
             raise ConfigError(f"store {self.store!r} must be a file:// or s3:// URI")
+
+
+DEFAULTS = {f.name: f.default for f in fields(PipelineConfig) if f.name not in ("run_key", "store")}
 
 
 def _require_int(cfg: PipelineConfig, name: str, low: int, high: int) -> None:

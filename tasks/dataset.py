@@ -7,11 +7,13 @@ from __future__ import annotations
 
 
 def make_dataset(files: list[str], *, height: int, width: int, max_length: int, num_classes: int, arch: str,
-                 batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False):
+                 batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False,
+                 count: int | None = None):
     """Batches of (images float32 (B, H, W, 1) in 0..255, targets) for a model of architecture `arch`.
 
     Targets are label ids padded with 0 to max_length (crnn) or their one-hot matrices (cnn).
-    With `with_sha256`, each batch also carries the images' content hashes, for reports.
+    With `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
+    number of records, lets Keras know the epoch length (and is checked while reading).
     """
     import tensorflow as tf
 
@@ -37,6 +39,8 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         files_ds = files_ds.shuffle(len(files), seed=seed)
     records = files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                                   num_parallel_calls=autotune, deterministic=not training)
+    if count is not None:
+        records = records.apply(tf.data.experimental.assert_cardinality(count))
     if cache:
         records = records.cache()
     if training:

@@ -78,7 +78,8 @@ def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
         model = load_model(local)
     test_ds = make_dataset(files["test"], height=meta["height"], width=meta["width"],
                            max_length=meta["max_length"], num_classes=meta["num_classes"], arch=meta["arch"],
-                           batch_size=cfg.batch_size, training=False, cache=False, with_sha256=True)
+                           batch_size=cfg.batch_size, training=False, cache=False, with_sha256=True,
+                           count=index["counts"]["test"])
     rows = []
     for images, targets, hashes in test_ds:
         predicted = decode_output(meta["arch"], model.predict_on_batch(images))

@@ -72,6 +72,22 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
     return callbacks
 
 
+def time_limit(minutes: float):
+    """A callback that ends training after the epoch that passes `minutes` (0: never)."""
+    import keras
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.deadline = time.monotonic() + 60 * minutes
+
+        def on_epoch_end(self, epoch, logs=None):
+            if minutes and time.monotonic() >= self.deadline:
+                log.info("training time limit of %.1f minutes reached after epoch %d", minutes, epoch + 1)
+                self.model.stop_training = True
+
+    return TimeLimit()
+
+
 def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path):
     """(checkpoint path, epoch, history) of a matching checkpoint of this run, or None."""
     from tasks.storage import MissingObjectError
@@ -107,8 +123,9 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     batch_size = cfg.batch_size * strategy.num_replicas_in_sync
     shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
                  num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size)
-    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, **shape)
-    val_ds = make_dataset(files["val"], training=False, **shape)
+    counts = index["counts"]
+    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"], **shape)
+    val_ds = make_dataset(files["val"], training=False, count=counts["val"], **shape)
     prefix = run_prefix(cfg.run_key)
     settings = hashlib.sha256(json.dumps([meta, batch_size, cfg.seed]).encode()).hexdigest()[:16]
 
@@ -126,9 +143,10 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
         callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, meta, workdir) + [
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True),
+            time_limit(cfg.max_train_minutes),
         ]
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
         local = workdir / "model.keras"
         model.save(local)
         store.upload_file(local, f"{prefix}model.keras")
