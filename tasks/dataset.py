@@ -8,12 +8,13 @@ from __future__ import annotations
 
 def make_dataset(files: list[str], *, height: int, width: int, max_length: int, num_classes: int, arch: str,
                  batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False,
-                 count: int | None = None):
+                 count: int | None = None, augment_strength=None):
     """Batches of (images float32 (B, H, W, 1) in 0..255, targets) for a model of architecture `arch`.
 
     Targets are label ids padded with 0 to max_length (crnn) or their one-hot matrices (cnn).
     With `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
     number of records, lets Keras know the epoch length (and is checked while reading).
+    `augment_strength`, a tf.Variable, turns on tasks.augment for training batches.
     """
     import tensorflow as tf
 
@@ -45,4 +46,10 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         records = records.cache()
     if training:
         records = records.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    return records.batch(batch_size).map(parse, num_parallel_calls=autotune).prefetch(autotune)
+    batches = records.batch(batch_size).map(parse, num_parallel_calls=autotune)
+    if training and augment_strength is not None:
+        from tasks.augment import augment_batch
+
+        batches = batches.map(lambda images, *rest: (augment_batch(images, augment_strength), *rest),
+                              num_parallel_calls=autotune)
+    return batches.prefetch(autotune)

@@ -32,20 +32,22 @@ def model_metadata(index: dict, arch: str) -> dict:
             "data_version": index["data_version"], "shards": index["cache_key"]}
 
 
-def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: dict, val_ds, meta: dict,
-                     workdir: Path):
+def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: dict, val_ds, probe_ds,
+                     meta: dict, workdir: Path):
     import keras
     import numpy as np
 
     from tasks.decoding import predict_dataset
 
     class SequenceAccuracy(keras.callbacks.Callback):
-        """Full-captcha accuracy on the validation split, as `val_accuracy` (the crnn head has no
-        per-position accuracy)."""
+        """Full-captcha accuracy as `accuracy` (on a fixed sample of training images, read without
+        augmentation) and `val_accuracy` (the validation split): the crnn head has no per-position
+        accuracy for Keras to report."""
 
         def on_epoch_end(self, epoch, logs=None):
-            predicted, true = predict_dataset(self.model, val_ds, meta["arch"])
-            logs["val_accuracy"] = float(np.mean([p == t for p, t in zip(predicted, true)]))
+            for name, dataset in (("accuracy", probe_ds), ("val_accuracy", val_ds)):
+                predicted, true = predict_dataset(self.model, dataset, meta["arch"])
+                logs[name] = float(np.mean([p == t for p, t in zip(predicted, true)]))
 
     class EpochRecord(keras.callbacks.Callback):
         """One log line per epoch; the checkpoint and history stored after each."""
@@ -107,9 +109,10 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     """Train on this run's shards; resume from the run's checkpoint when one with the same settings exists."""
     from tasks.runtime import import_tensorflow, training_strategy
 
-    import_tensorflow()
+    tf = import_tensorflow()
     import keras
 
+    from tasks.augment import augmentation_switch
     from tasks.dataset import make_dataset
     from tasks.model import build_model, load_model
 
@@ -124,8 +127,11 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
                  num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size)
     counts = index["counts"]
-    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"], **shape)
+    augment_strength = tf.Variable(0.0, trainable=False, name="augment_strength")
+    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"],
+                            augment_strength=augment_strength, **shape)
     val_ds = make_dataset(files["val"], training=False, count=counts["val"], **shape)
+    probe_ds = make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size))
     prefix = run_prefix(cfg.run_key)
     settings = hashlib.sha256(json.dumps([meta, batch_size, cfg.seed]).encode()).hexdigest()[:16]
 
@@ -140,10 +146,11 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
                 model = build_model(cfg.arch, index["height"], index["width"], index["max_length"],
                                     index["num_classes"])
         initial_epoch, history = (resume[1], resume[2]) if resume else (0, {})
-        callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, meta, workdir) + [
+        callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, probe_ds, meta, workdir) + [
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True),
             time_limit(cfg.max_train_minutes),
+            augmentation_switch(augment_strength),
         ]
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself

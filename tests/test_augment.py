@@ -1,0 +1,27 @@
+import numpy as np
+
+from tasks.augment import augment_batch
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    images = np.full((4, 32, 96, 1), 255.0, dtype=np.float32)
+    images[:, 10:22, 20:70] = rng.uniform(0, 80, size=(4, 12, 50, 1))
+    return images
+
+
+def test_strength_zero_leaves_images_as_they_are():
+    images = batch()
+    assert np.allclose(augment_batch(images, 0.0).numpy(), images, atol=1e-3)
+
+
+def test_augmentation_changes_images_but_keeps_them_valid():
+    images = batch()
+    out = augment_batch(images, 1.0).numpy()
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 255
+    assert np.abs(out - images).mean() > 1.0
+    # the dark text stays in the frame, on its side of the image (no flips)
+    dark = out[..., 0] < 128
+    assert dark.any(axis=(1, 2)).all()
+    columns = np.nonzero(dark.any(axis=1))[1]
+    assert columns.min() >= 5 and columns.max() <= 90
