@@ -50,9 +50,15 @@ PARAMS = {
                    description="Images are resized to fit, keeping their aspect ratio, and padded"),
     "alphabet": Param(DEFAULTS["alphabet"], type="string", title="Alphabet",
                       description="Characters labels may use; empty: read off the data"),
+    "max_label_length": Param(DEFAULTS["max_label_length"], type="integer", minimum=1, maximum=64,
+                              title="Longest label", description="Longer labels are refused at ingest"),
     "max_refused_fraction": Param(DEFAULTS["max_refused_fraction"], type="number", minimum=0, maximum=0.99,
                                   title="Refused-fraction limit",
                                   description="Ingest fails when more than this fraction of images is refused"),
+    "min_accuracy": Param(DEFAULTS["min_accuracy"], type="number", minimum=0, maximum=1,
+                          title="Accuracy floor",
+                          description="A model becomes latest only if it reads at least this fraction of the test "
+                                      "captchas, and no fewer than the current latest on the same test split"),
     "seed": Param(DEFAULTS["seed"], type="integer", minimum=0, title="Seed", description="Random seed of training"),
 }
 

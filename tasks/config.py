@@ -39,7 +39,9 @@ class PipelineConfig:
     height: int = 50
     width: int = 200
     alphabet: str = ""
+    max_label_length: int = 16
     max_refused_fraction: float = 0.2
+    min_accuracy: float = 0.5
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     seed: int = 0
@@ -70,6 +72,7 @@ class PipelineConfig:
         _require_int(self, "height", 8, 1024)
         _require_int(self, "width", 8, 4096)
         _require_int(self, "seed", 0, 2**31 - 1)
+        _require_int(self, "max_label_length", 1, 64)
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"arch {self.arch!r} is unknown; choose one of {list(ARCHITECTURES)}")
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) != len(self.alphabet):
@@ -80,7 +83,7 @@ class PipelineConfig:
                 or not 0 <= self.max_train_minutes <= 7 * 24 * 60:
             raise ConfigError(f"max_train_minutes must be a number of minutes from 0 (no limit) to 10080, "
                               f"got {self.max_train_minutes!r}")
-        for name in ("max_refused_fraction", "val_fraction", "test_fraction"):
+        for name in ("max_refused_fraction", "min_accuracy", "val_fraction", "test_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")

@@ -38,6 +38,30 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def confusion(pairs: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """Per-character confusion {true: {read: count}} of aligned texts; "" stands for a character
+    missed (as read) or added (as true)."""
+    from difflib import SequenceMatcher
+
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(true: str, read: str) -> None:
+        counts.setdefault(true, {}).setdefault(read, 0)
+        counts[true][read] += 1
+
+    for true, read in pairs:
+        for op, i1, i2, j1, j2 in SequenceMatcher(None, true, read, autojunk=False).get_opcodes():
+            if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
+                for a, b in zip(true[i1:i2], read[j1:j2]):
+                    add(a, b)
+            else:
+                for a in true[i1:i2]:
+                    add(a, "")
+                for b in read[j1:j2]:
+                    add("", b)
+    return counts
+
+
 def score(pairs: list[tuple[str, str]]) -> dict:
     """Metrics of (true, predicted) texts: full-captcha accuracy with its 95% interval, character
     accuracy (same character at the same position, over the longer text), character error rate."""
@@ -55,8 +79,24 @@ def score(pairs: list[tuple[str, str]]) -> dict:
     }
 
 
+def score_champion(store: ObjectStore, rows: list[dict], workdir: Path) -> dict | None:
+    """Metrics of the published champion (models/latest.json) on the same test images, or None if
+    nothing is published yet. The champion reads the raw images with its own preprocessing."""
+    from tasks.predict import download_model, open_reader, read_images
+    from tasks.publish import LATEST
+
+    if not store.exists(LATEST):
+        return None
+    latest = store.get_json(LATEST)
+    files = download_model(store, latest["folder"], workdir)
+    reader = open_reader(files)
+    items = ((row, store.get_bytes(f"raw/{row['sha256']}.{row['ext']}")) for row in rows)
+    pairs = [(row["true"], text or "") for row, text, _ in read_images(reader, files.meta, items)]
+    return {"version": latest["version"], **score(pairs)}
+
+
 def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
-    """Score this run's model on the test split; return the metrics (also stored)."""
+    """Score this run's model, and the published champion, on the test split; return the metrics."""
     from tasks.runtime import import_tensorflow
 
     import_tensorflow()
@@ -68,33 +108,47 @@ def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     from tasks.train import default_cache_dir
 
     trained = read_stage_result(store, cfg.run_key, "train")
+    encoded = read_stage_result(store, cfg.run_key, "encode_labels")
     meta = store.get_json(trained["metadata"])
     index = read_shard_index(store, meta["shards"])
     files = local_shard_files(store, index, cache_dir or default_cache_dir())
     alphabet = Alphabet(meta["alphabet"])
-    with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
-        local = Path(tmp) / "model.keras"
-        store.download_file(trained["model"], local)
-        model = load_model(local)
+    ext_of = {r["sha256"]: r["ext"] for r in map(json.loads, store.get_bytes(encoded["encoded"]).decode().splitlines())
+              if r["split"] == "test"}
     test_ds = make_dataset(files["test"], height=meta["height"], width=meta["width"],
                            max_length=meta["max_length"], num_classes=meta["num_classes"], arch=meta["arch"],
                            batch_size=cfg.batch_size, training=False, cache=False, with_sha256=True,
                            count=index["counts"]["test"])
     rows = []
-    for images, targets, hashes in test_ds:
-        predicted = decode_output(meta["arch"], model.predict_on_batch(images))
-        true = targets.numpy().argmax(-1) if meta["arch"] == "cnn" else targets.numpy()
-        for sha, t, p in zip(hashes.numpy(), true, predicted):
-            rows.append({"sha256": sha.decode(), "true": alphabet.decode(t), "predicted": alphabet.decode(p)})
-    metrics = score([(r["true"], r["predicted"]) for r in rows])
+    with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
+        local = Path(tmp) / "model.keras"
+        store.download_file(trained["model"], local)
+        model = load_model(local)
+        for images, targets, hashes in test_ds:
+            predicted = decode_output(meta["arch"], model.predict_on_batch(images))
+            true = targets.numpy().argmax(-1) if meta["arch"] == "cnn" else targets.numpy()
+            for sha, t, p in zip(hashes.numpy(), true, predicted):
+                sha = sha.decode()
+                rows.append({"sha256": sha, "ext": ext_of[sha], "true": alphabet.decode(t),
+                             "predicted": alphabet.decode(p)})
+        pairs = [(r["true"], r["predicted"]) for r in rows]
+        metrics = {**score(pairs), "confusion": confusion(pairs),
+                   "champion": score_champion(store, rows, Path(tmp) / "champion")}
     prefix = run_prefix(cfg.run_key)
     store.put_bytes(f"{prefix}predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     store.put_json(f"{prefix}metrics.json", metrics)
     log.info("evaluate: %d of %d test captchas read fully right (%.1f%%, 95%% CI %.1f-%.1f%%), "
-             "character accuracy %.1f%%", metrics["correct"], metrics["test_images"],
+             "character accuracy %.1f%%, character error rate %.2f%%", metrics["correct"], metrics["test_images"],
              100 * metrics["full_accuracy"], 100 * metrics["full_accuracy_ci95"][0],
-             100 * metrics["full_accuracy_ci95"][1], 100 * metrics["char_accuracy"])
+             100 * metrics["full_accuracy_ci95"][1], 100 * metrics["char_accuracy"], 100 * metrics["char_error_rate"])
+    if metrics["champion"]:
+        log.info("evaluate: the published champion %s reads %.1f%% of the same test captchas",
+                 metrics["champion"]["version"], 100 * metrics["champion"]["full_accuracy"])
+    summary = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()
+               if k not in ("confusion", "champion")}
+    champion = metrics["champion"]
     return write_stage_result(store, cfg.run_key, "evaluate", {
-        "metrics": f"{prefix}metrics.json", "predictions": f"{prefix}predictions.jsonl",
-        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
+        "metrics": f"{prefix}metrics.json", "predictions": f"{prefix}predictions.jsonl", **summary,
+        "champion_version": champion["version"] if champion else None,
+        "champion_full_accuracy": round(champion["full_accuracy"], 4) if champion else None,
     })

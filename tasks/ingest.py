@@ -23,7 +23,6 @@ from tasks.sources import SourceError, SourceItem, iter_source
 from tasks.storage import ObjectStore
 
 log = logging.getLogger(__name__)
-MAX_LABEL_LENGTH = 32
 
 
 class IngestError(RuntimeError):
@@ -41,14 +40,14 @@ class CheckedImage:
     problem: str | None = None
 
 
-def check_label(label: str | None, alphabet: str) -> str | None:
+def check_label(label: str | None, alphabet: str, max_length: int) -> str | None:
     """Why `label` is unusable, or None."""
     if label is None:
         return "no label: the file is not listed in labels.csv"
     if not label:
         return "empty label"
-    if len(label) > MAX_LABEL_LENGTH:
-        return f"label is longer than {MAX_LABEL_LENGTH} characters"
+    if len(label) > max_length:
+        return f"label {label!r} is longer than max_label_length ({max_length})"
     if any(not c.isprintable() or c.isspace() for c in label):
         return f"label {label!r} has spaces or unprintable characters"
     outside = sorted(set(label) - set(alphabet)) if alphabet else []
@@ -57,11 +56,11 @@ def check_label(label: str | None, alphabet: str) -> str | None:
     return None
 
 
-def check_item(item: SourceItem, alphabet: str) -> CheckedImage:
+def check_item(item: SourceItem, alphabet: str, max_length: int) -> CheckedImage:
     """Read, decode and validate one source item; any problem is returned, never raised."""
     if item.problem:
         return CheckedImage(item, problem=item.problem)
-    problem = check_label(item.label, alphabet)
+    problem = check_label(item.label, alphabet, max_length)
     if problem:
         return CheckedImage(item, problem=problem)
     try:
@@ -93,7 +92,8 @@ def ingest(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | None = No
     try:
         items = iter_source(cfg.source, s3_options)
         with ThreadPoolExecutor(workers) as pool:
-            for checked in bounded_map(pool, lambda item: check_item(item, cfg.alphabet), items, 4 * workers):
+            check = lambda item: check_item(item, cfg.alphabet, cfg.max_label_length)  # noqa: E731
+            for checked in bounded_map(pool, check, items, 4 * workers):
                 seen += 1
                 name = checked.item.name
                 if checked.problem:

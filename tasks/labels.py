@@ -76,10 +76,11 @@ def split_of(sha256: str, val_fraction: float, test_fraction: float) -> str:
     return "train"
 
 
-def encode_labels(cfg, store) -> dict:
+def encode_labels(cfg, store, assign_split=None) -> dict:
     """Stage 2: fix the alphabet and the split, and write the encoded manifest build_shards reads.
 
-    cfg is a PipelineConfig and store an ObjectStore; returns the stage summary.
+    cfg is a PipelineConfig and store an ObjectStore; returns the stage summary. `assign_split`, a
+    function of a manifest entry, replaces the hash split (benchmarks use a published split).
     """
     import hashlib
     import json
@@ -92,7 +93,8 @@ def encode_labels(cfg, store) -> dict:
     alphabet = Alphabet(cfg.alphabet) if cfg.alphabet else Alphabet.from_labels(e["label"] for e in entries)
     rows, counts = [], dict.fromkeys(SPLITS, 0)
     for entry in entries:
-        split = split_of(entry["sha256"], cfg.val_fraction, cfg.test_fraction)
+        split = (assign_split(entry) if assign_split
+                 else split_of(entry["sha256"], cfg.val_fraction, cfg.test_fraction))
         counts[split] += 1
         rows.append({"sha256": entry["sha256"], "ext": entry["ext"], "label": entry["label"],
                      "ids": alphabet.encode(entry["label"]), "split": split})
@@ -100,7 +102,9 @@ def encode_labels(cfg, store) -> dict:
     if empty:
         raise LabelError(f"the {' and '.join(empty)} split(s) got no image out of {len(entries)}: "
                          "ingest more images or change val_fraction/test_fraction")
-    settings = f"{ingested['data_version']}|{alphabet.chars}|{cfg.val_fraction}|{cfg.test_fraction}"
+    split_rule = (hashlib.sha256(json.dumps(sorted((r["sha256"], r["split"]) for r in rows)).encode()).hexdigest()
+                  if assign_split else f"{cfg.val_fraction}|{cfg.test_fraction}")
+    settings = f"{ingested['data_version']}|{alphabet.chars}|{split_rule}"
     encoding = hashlib.sha256(settings.encode()).hexdigest()[:16]
     encoded_key = f"encoded/{encoding}.jsonl"
     if not store.exists(encoded_key):

@@ -52,3 +52,29 @@ def gallery_plot(samples: list[tuple], columns: int = 4, title: str = "") -> byt
     if title:
         figure.suptitle(title)
     return _png(figure)
+
+
+def confusion_plot(confusion: dict[str, dict[str, int]], alphabet: str) -> bytes:
+    """PNG heat map of per-character confusion: rows the true character, columns the one read;
+    the last row and column ("∅") count characters added or missed."""
+    import numpy as np
+
+    plt = _pyplot()
+    labels = list(alphabet) + [""]
+    position = {c: i for i, c in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for true, reads in confusion.items():
+        for read, count in reads.items():
+            if true in position and read in position:
+                matrix[position[true], position[read]] += count
+    size = max(4.0, 0.35 * len(labels) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    shown = axis.imshow(np.log1p(matrix), cmap="Blues")
+    ticks = [c or "∅" for c in labels]
+    axis.set_xticks(range(len(labels)), ticks, fontsize=8)
+    axis.set_yticks(range(len(labels)), ticks, fontsize=8)
+    axis.set_xlabel("read as")
+    axis.set_ylabel("true character")
+    axis.set_title("Character confusion on the test split (log scale)")
+    figure.colorbar(shown, ax=axis, label="log(1 + count)")
+    return _png(figure)

@@ -1,11 +1,15 @@
-"""Stage 6, publish: the model, what inference needs, its metrics and plots under models/<version>/.
+"""Stage 6, publish: the model in every serving format, what inference needs, metrics, plots and a
+model card under models/<version>/; then the gate decides whether it becomes `latest`.
 
-models/latest.json, the pointer users and `tasks.predict` follow, is written last, once every other
-file of the version is in place: nobody ever sees half a model.
+The gate: the model must read at least `min_accuracy` of the test captchas, and at least as many as
+the current champion reads of the same test captchas. A model that fails stays under its version and
+nothing else changes. models/latest.json is written last, once every file of the version is in
+place: nobody ever sees half a model.
 """
 from __future__ import annotations
 
 import io
+import json
 import logging
 import tempfile
 import time
@@ -24,54 +28,122 @@ def model_version(run_key: str) -> str:
     return run_key
 
 
-def _copy(store: ObjectStore, source: str, target: str, workdir: Path) -> None:
-    local = workdir / Path(target).name
-    store.download_file(source, local)
-    store.upload_file(local, target)
+def gate(metrics: dict, min_accuracy: float) -> tuple[bool, str]:
+    """(promote?, why) for a model with these test metrics (champion's included, if any)."""
+    accuracy = metrics["full_accuracy"]
+    if accuracy < min_accuracy:
+        return False, f"it reads {accuracy:.1%} of test captchas, below the min_accuracy floor of {min_accuracy:.1%}"
+    champion = metrics.get("champion")
+    if champion and accuracy < champion["full_accuracy"]:
+        return False, (f"it reads {accuracy:.1%} of test captchas, fewer than the champion {champion['version']} "
+                       f"({champion['full_accuracy']:.1%}) on the same test split")
+    if champion:
+        return True, f"it reads {accuracy:.1%}, the champion {champion['version']} {champion['full_accuracy']:.1%}"
+    return True, f"it reads {accuracy:.1%} of test captchas and there is no champion yet"
 
 
-def _gallery(store: ObjectStore, predictions: list[dict]) -> bytes:
+def _gallery(store: ObjectStore, rows: list[dict], title: str) -> bytes:
     from PIL import Image
 
     from tasks.plots import gallery_plot
 
-    samples = []
-    for row in predictions[:GALLERY_SIZE]:
-        key = next(iter(store.list(f"raw/{row['sha256']}.")))
-        samples.append((Image.open(io.BytesIO(store.get_bytes(key))), row["true"], row["predicted"]))
-    return gallery_plot(samples, title="Test captchas: true and read text")
+    samples = [(Image.open(io.BytesIO(store.get_bytes(f"raw/{r['sha256']}.{r['ext']}"))), r["true"], r["predicted"])
+               for r in rows[:GALLERY_SIZE]]
+    return gallery_plot(samples, title=title)
+
+
+def model_card(cfg, meta: dict, metrics: dict, encoded: dict, trained: dict, promoted: bool, reason: str) -> str:
+    """A Markdown model card: data, settings, metrics, time taken, and the gate's decision."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("store", "run_key")}
+    ci_low, ci_high = metrics["full_accuracy_ci95"]
+    lines = [
+        f"# Captcha model {model_version(cfg.run_key)}", "",
+        f"- Architecture: `{meta['arch']}`, input {meta['height']}x{meta['width']} grey, "
+        f"labels up to {meta['max_length']} characters from `{meta['alphabet']}`",
+        f"- Data version: `{encoded['data_version']}` (shards `{meta['shards']}`)",
+        f"- Split sizes: " + ", ".join(f"{k} {v}" for k, v in encoded["splits"].items()),
+        f"- Training: {trained['epochs']} epochs in {trained['seconds']:.0f} s",
+        "", "## Test metrics", "",
+        f"- Full-captcha accuracy: {metrics['full_accuracy']:.2%} ({metrics['correct']} of {metrics['test_images']}; "
+        f"95% CI {ci_low:.2%} - {ci_high:.2%})",
+        f"- Character accuracy: {metrics['char_accuracy']:.2%}",
+        f"- Character error rate: {metrics['char_error_rate']:.2%}",
+    ]
+    if metrics.get("champion"):
+        lines.append(f"- Champion {metrics['champion']['version']} on the same test split: "
+                     f"{metrics['champion']['full_accuracy']:.2%}")
+    lines += ["", "## Decision", "", f"{'Promoted to latest' if promoted else 'Not promoted'}: {reason}.",
+              "", "## Settings", "", "```json", json.dumps(settings, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)
+
+
+def _export_serving_formats(store: ObjectStore, keras_key: str, prefix: str, workdir: Path) -> list[str]:
+    from tasks.export import export_onnx, export_saved_model
+    from tasks.model import load_model
+    from tasks.runtime import import_tensorflow
+
+    import_tensorflow()
+    local = workdir / "model.keras"
+    store.download_file(keras_key, local)
+    store.upload_file(local, f"{prefix}model.keras")
+    model = load_model(local)
+    written = [f"{prefix}model.keras"]
+    store.upload_file(export_onnx(model, workdir / "model.onnx"), f"{prefix}model.onnx")
+    written.append(f"{prefix}model.onnx")
+    saved = export_saved_model(model, workdir / "saved_model")
+    for path in sorted(p for p in saved.rglob("*") if p.is_file()):
+        key = f"{prefix}saved_model/{path.relative_to(saved).as_posix()}"
+        store.upload_file(path, key)
+        written.append(key)
+    return written
 
 
 def publish(cfg, store: ObjectStore) -> dict:
-    """Publish this run's model and plots, then point models/latest.json at it."""
-    import json
+    """Publish this run's model, then move models/latest.json to it if it passes the gate."""
+    from tasks.plots import confusion_plot, history_plot
 
-    from tasks.plots import history_plot
-
+    started = time.perf_counter()
     trained = read_stage_result(store, cfg.run_key, "train")
     evaluated = read_stage_result(store, cfg.run_key, "evaluate")
+    encoded = read_stage_result(store, cfg.run_key, "encode_labels")
     version = model_version(cfg.run_key)
     prefix = f"models/{version}/"
     metrics = store.get_json(evaluated["metrics"])
     meta = store.get_json(trained["metadata"])
     history = store.get_json(trained["history"])
-    predictions = [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
+    rows = [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
+    promoted, reason = gate(metrics, cfg.min_accuracy)
+
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
-        _copy(store, trained["model"], f"{prefix}model.keras", Path(tmp))
+        _export_serving_formats(store, trained["model"], prefix, Path(tmp))
     store.put_json(f"{prefix}model.json", meta)
+    store.put_json(f"{prefix}alphabet.json", {"alphabet": meta["alphabet"], "max_length": meta["max_length"]})
     store.put_json(f"{prefix}metrics.json", metrics)
     store.put_json(f"{prefix}history.json", history)
-    store.put_bytes(f"{prefix}history.png", history_plot(history))
-    store.put_bytes(f"{prefix}test_gallery.png", _gallery(store, predictions))
-    pointer = {"version": version, "model": f"{prefix}model.keras", "metadata": f"{prefix}model.json",
-               "metrics": metrics, "run": run_prefix(cfg.run_key), "published_at": time.time()}
-    store.put_json(LATEST, pointer)
-    result = {
-        "version": version, "model_uri": store.url(f"{prefix}model.keras"),
-        "plots": [store.url(f"{prefix}history.png"), store.url(f"{prefix}test_gallery.png")],
-        "full_accuracy": round(metrics["full_accuracy"], 4), "char_accuracy": round(metrics["char_accuracy"], 4),
-        "latest": store.url(LATEST),
+    plots = {
+        "history.png": history_plot(history),
+        "test_gallery.png": _gallery(store, rows, "Test captchas: true and read text"),
+        "misread_gallery.png": _gallery(store, [r for r in rows if r["true"] != r["predicted"]],
+                                        "Misread test captchas"),
+        "confusion.png": confusion_plot(metrics["confusion"], meta["alphabet"]),
     }
-    log.info("publish: model %s published at %s (full-captcha accuracy %.1f%%); plots %s", version,
-             result["model_uri"], 100 * metrics["full_accuracy"], ", ".join(result["plots"]))
+    for name, png in plots.items():
+        store.put_bytes(f"{prefix}{name}", png)
+    store.put_bytes(f"{prefix}model_card.md",
+                    model_card(cfg, meta, metrics, encoded, trained, promoted, reason).encode())
+    if promoted:
+        store.put_json(LATEST, {"version": version, "folder": prefix, "model": f"{prefix}model.keras",
+                                "onnx": f"{prefix}model.onnx", "metrics": {k: metrics[k] for k in (
+                                    "full_accuracy", "char_accuracy", "char_error_rate", "test_images")},
+                                "run": run_prefix(cfg.run_key), "published_at": time.time()})
+    result = {
+        "version": version, "promoted": promoted, "reason": reason,
+        "model_uri": store.url(f"{prefix}model.keras"), "onnx_uri": store.url(f"{prefix}model.onnx"),
+        "model_card": store.url(f"{prefix}model_card.md"),
+        "plots": [store.url(f"{prefix}{name}") for name in plots],
+        "full_accuracy": round(metrics["full_accuracy"], 4), "char_accuracy": round(metrics["char_accuracy"], 4),
+        "latest": store.url(LATEST), "seconds": round(time.perf_counter() - started, 1),
+    }
+    log.info("publish: model %s at %s; %s: %s", version, result["model_uri"],
+             "promoted to latest" if promoted else "NOT promoted", reason)
     return write_stage_result(store, cfg.run_key, "publish", result)

@@ -16,7 +16,10 @@ def describe(published: dict) -> str:
     lines = [
         f"model version : {published['version']}",
         f"model         : {published['model_uri']}",
-        f"latest pointer: {published['latest']}",
+        f"ONNX model    : {published['onnx_uri']}",
+        f"model card    : {published['model_card']}",
+        f"latest pointer: {published['latest']} "
+        f"({'moved to this model' if published['promoted'] else 'unchanged'}: {published['reason']})",
         f"accuracy      : {published['full_accuracy']:.1%} of test captchas fully right, "
         f"{published['char_accuracy']:.1%} of characters",
     ]

@@ -1,7 +1,9 @@
 """Synthetic labelled captchas from the `captcha` package, reproducible from a `synthetic://` spec.
 
 Spec: `synthetic://?count=4000&length=4&alphabet=0123456789&width=160&height=60&seed=0`; `length` may
-be a range (`4-6`). The same spec always gives the same images, so ingesting it twice stores nothing new.
+be a range (`4-6`); `mode` is `rgb` (default), `grey` or `rgba` (transparent background) and `format`
+`png` (default) or `jpeg`. The same spec always gives the same images, so ingesting it twice stores
+nothing new.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ class SyntheticSpec:
     width: int = 160
     height: int = 60
     seed: int = 0
+    mode: str = "rgb"
+    format: str = "png"
 
     @classmethod
     def parse(cls, uri: str) -> "SyntheticSpec":
@@ -37,7 +41,7 @@ class SyntheticSpec:
         if parsed.scheme != "synthetic":
             raise SyntheticSpecError(f"{uri!r} is not a synthetic:// spec")
         fields = dict(parse_qsl(parsed.query or parsed.netloc, keep_blank_values=True, strict_parsing=False))
-        known = {"count", "length", "alphabet", "width", "height", "seed"}
+        known = {"count", "length", "alphabet", "width", "height", "seed", "mode", "format"}
         unknown = sorted(set(fields) - known)
         if unknown:
             raise SyntheticSpecError(f"synthetic spec {uri!r}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -52,8 +56,9 @@ class SyntheticSpec:
         except ValueError:
             raise SyntheticSpecError(f"synthetic spec {uri!r}: count, length, width, height and seed must be "
                                      "whole numbers (length may be a range like 4-6)") from None
-        if "alphabet" in fields:
-            values["alphabet"] = fields["alphabet"]
+        for key in ("alphabet", "mode", "format"):
+            if key in fields:
+                values[key] = fields[key]
         spec = cls(**values)
         spec._validate(uri)
         return spec
@@ -68,6 +73,12 @@ class SyntheticSpec:
             problems.append("alphabet must be 2 or more distinct letters or digits")
         if not (20 <= self.width <= 2000 and 20 <= self.height <= 1000):
             problems.append("width must be 20..2000 and height 20..1000")
+        if self.mode not in ("rgb", "grey", "rgba"):
+            problems.append("mode must be rgb, grey or rgba")
+        if self.format not in ("png", "jpeg"):
+            problems.append("format must be png or jpeg")
+        if self.mode == "rgba" and self.format == "jpeg":
+            problems.append("jpeg has no transparency: use mode=rgba with format=png")
         if problems:
             raise SyntheticSpecError(f"synthetic spec {uri!r}: " + "; ".join(problems))
 
@@ -97,9 +108,14 @@ def _render(args: tuple[SyntheticSpec, int]) -> tuple[str, bytes]:
     label = "".join(rng.choice(spec.alphabet) for _ in range(length))
     captcha.image.secrets = _SeededSecrets(rng.getrandbits(64))
     image = captcha.image.ImageCaptcha(width=spec.width, height=spec.height).generate_image(label)
+    if spec.mode == "grey":
+        image = image.convert("L")
+    elif spec.mode == "rgba":
+        # The light background becomes transparent; text, dots and curve stay opaque.
+        image.putalpha(image.convert("L").point(lambda v: 0 if v > 225 else 255))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return f"{label}_{index:07d}.png", buffer.getvalue()
+    image.save(buffer, format=spec.format.upper())
+    return f"{label}_{index:07d}.{'jpg' if spec.format == 'jpeg' else 'png'}", buffer.getvalue()
 
 
 def generate(spec: SyntheticSpec, workers: int | None = None) -> Iterator[tuple[str, bytes]]:

@@ -39,6 +39,15 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
 
     from tasks.decoding import predict_dataset
 
+    class RecalibrateNormalization(keras.callbacks.Callback):
+        """Re-estimate the batch-normalisation statistics on clean training images before each
+        validation: the running averages gathered during the epoch follow augmented batches and
+        weights that kept moving, and inference with them can read far worse than training."""
+
+        def on_test_begin(self, logs=None):
+            for images, _ in probe_ds:
+                self.model(images, training=True)
+
     class SequenceAccuracy(keras.callbacks.Callback):
         """Full-captcha accuracy as `accuracy` (on a fixed sample of training images, read without
         augmentation) and `val_accuracy` (the validation split): the crnn head has no per-position
@@ -70,7 +79,7 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
 
     callbacks = [EpochRecord()]
     if meta["arch"] == "crnn":
-        callbacks.insert(0, SequenceAccuracy())
+        callbacks[:0] = [RecalibrateNormalization(), SequenceAccuracy()]
     return callbacks
 
 

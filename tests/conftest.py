@@ -54,7 +54,7 @@ def local_store(tmp_path) -> LocalStore:
 def make_config(store, source: str = TINY_SPEC, **overrides) -> PipelineConfig:
     """A config for tests: tiny images, one epoch."""
     settings = dict(source=source, store=store.uri, epochs=1, batch_size=8, height=32, width=96,
-                    run_key="20261129T000000")
+                    run_key="20261129T000000", min_accuracy=0.0)
     settings.update(overrides)
     return PipelineConfig(**settings)
 

@@ -71,3 +71,15 @@ def test_nothing_usable_fails_clearly(local_store, tmp_path):
     (tmp_path / "only" / "x1.png").write_bytes(b"junk")
     with pytest.raises(IngestError, match="no usable image"):
         ingest(make_config(local_store, source=str(tmp_path / "only")), local_store)
+
+
+def test_labels_longer_than_the_maximum_are_refused(local_store, tmp_path):
+    folder = tmp_path / "long"
+    from conftest import write_synthetic
+
+    write_synthetic(folder, "synthetic://?count=10&length=3-6&seed=2")
+    summary = ingest(make_config(local_store, source=str(folder), max_label_length=4,
+                                 max_refused_fraction=0.99), local_store)
+    reasons = [q["reason"] for q in quarantine_of(local_store, summary)]
+    assert reasons and all("is longer than max_label_length (4)" in r for r in reasons)
+    assert all(len(e["label"]) <= 4 for e in read_manifest(local_store, summary["manifest"]))

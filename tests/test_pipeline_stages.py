@@ -103,16 +103,71 @@ def test_evaluate_writes_metrics_and_predictions(trained):
 def test_publish_writes_the_version_then_latest(trained):
     cfg, store, results = trained
     published = results["publish"]
+    assert published["promoted"] is True and "no champion yet" in published["reason"]
     latest = store.get_json(LATEST)
-    assert latest["version"] == published["version"]
-    for name in ("model.keras", "model.json", "metrics.json", "history.png", "test_gallery.png"):
+    assert latest["version"] == published["version"] and latest["folder"] == f"models/{published['version']}/"
+    for name in ("model.keras", "model.onnx", "saved_model/saved_model.pb", "model.json", "alphabet.json",
+                 "metrics.json", "model_card.md", "history.png", "test_gallery.png", "misread_gallery.png",
+                 "confusion.png"):
         assert store.exists(f"models/{published['version']}/{name}"), name
-    assert store.get_bytes(f"models/{published['version']}/history.png").startswith(b"\x89PNG")
+    for plot in published["plots"]:
+        assert store.get_bytes(plot[len(store.uri) + 1:]).startswith(b"\x89PNG")
+    card = store.get_bytes(f"models/{published['version']}/model_card.md").decode()
+    assert "Data version" in card and "Full-captcha accuracy" in card and "Promoted to latest" in card
+
+
+def test_onnx_model_reads_like_the_keras_model(trained, tmp_path):
+    from tasks.predict import KerasReader, OnnxReader
+
+    cfg, store, results = trained
+    folder = f"models/{results['publish']['version']}/"
+    for name in ("model.keras", "model.onnx"):
+        store.download_file(folder + name, tmp_path / name)
+    batch = np.random.default_rng(0).uniform(0, 255, size=(3, 32, 96, 1)).astype(np.float32)
+    keras_out = KerasReader(tmp_path / "model.keras")(batch)
+    onnx_out = OnnxReader(tmp_path / "model.onnx")(batch)
+    assert onnx_out.shape == keras_out.shape
+    assert np.abs(onnx_out - keras_out).max() < 1e-4
+
+
+def test_a_worse_model_is_kept_but_not_promoted(trained):
+    cfg, store, results = trained
+    champion = store.get_json(LATEST)
+    later = make_config(store, run_key="20261201T000000", min_accuracy=0.99)
+    for stage in (ingest, encode_labels, build_shards):
+        stage(later, store)
+    train(later, store)
+    evaluated = __import__("tasks.evaluate", fromlist=["evaluate"]).evaluate(later, store)
+    assert evaluated["champion_version"] == champion["version"]
+    published = publish(later, store)
+    assert published["promoted"] is False and "below the min_accuracy floor of 99.0%" in published["reason"]
+    assert store.exists("models/20261201T000000/model.onnx")
+    assert store.get_json(LATEST) == champion
 
 
 def test_a_stage_without_its_upstream_says_what_to_run(local_store):
     with pytest.raises(UpstreamMissing, match="stage 'ingest' has not run for run '20261129T000000'"):
         encode_labels(make_config(local_store), local_store)
+
+
+def test_gate():
+    from tasks.publish import gate
+
+    assert gate({"full_accuracy": 0.9}, 0.5) == (True, "it reads 90.0% of test captchas and there is no champion yet")
+    assert gate({"full_accuracy": 0.4}, 0.5)[0] is False
+    champion = {"version": "v1", "full_accuracy": 0.95}
+    promoted, reason = gate({"full_accuracy": 0.9, "champion": champion}, 0.5)
+    assert not promoted and "fewer than the champion v1 (95.0%)" in reason
+    assert gate({"full_accuracy": 0.95, "champion": champion}, 0.5)[0] is True
+
+
+def test_confusion_aligns_texts():
+    from tasks.evaluate import confusion
+
+    counts = confusion([("abc", "abc"), ("abc", "abd"), ("abc", "ac"), ("ab", "abx")])
+    assert counts["c"] == {"c": 2, "d": 1}
+    assert counts["b"] == {"b": 3, "": 1}
+    assert counts[""] == {"x": 1}
 
 
 def test_scores():
@@ -123,3 +178,62 @@ def test_scores():
     assert np.isclose(metrics["char_error_rate"], 2 / 10)
     low, high = wilson_interval(208, 208)
     assert 0.98 < low < 1 and high == 1.0
+
+
+def test_predict_reads_with_onnx_without_importing_tensorflow(trained, tmp_path):
+    import subprocess
+    import sys
+
+    cfg, store, results = trained
+    images = sorted((store.root / "raw").iterdir())[:3]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    code = ("import sys; from tasks.predict import main; status = main(sys.argv[1:]); "
+            "print('tensorflow imported:', 'tensorflow' in sys.modules); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code, "--model", store.uri, *map(str, images), str(bad)],
+                          capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1 and lines[-1] == "tensorflow imported: False"
+    assert [line.split("\t")[0] for line in lines[:-1]] == [str(p) for p in images]
+    assert all(set(line.split("\t")[1]) <= set(results["encode_labels"]["alphabet"]) for line in lines[:-1])
+    assert f"error: {bad}: not a readable image" in done.stderr
+
+
+def test_predict_says_when_there_is_no_model(tmp_path, capsys):
+    from tasks.predict import main
+
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert main(["--model", str(tmp_path / "nowhere"), str(tmp_path)]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path), str(tmp_path)]) == 2
+    assert "neither a store with models/latest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, alphabet", [
+    ("synthetic://?count=40&length=3-6&alphabet=ABCDEFGHJKLMNPQRSTUVWXYZ&width=250&height=80&mode=grey", None),
+    ("synthetic://?count=40&length=5&alphabet=abcdefXYZ234&width=120&height=40&mode=rgba", None),
+    ("synthetic://?count=40&length=4&alphabet=0123456789&format=jpeg", "0123456789"),
+])
+def test_other_captcha_styles_train_and_evaluate(tmp_path, spec, alphabet):
+    """Other sizes, grey / RGBA / JPEG, mixed case, labels of several lengths, through every stage."""
+    from tasks.evaluate import evaluate
+    from tasks.synthetic import SyntheticSpec
+
+    store = LocalStore(tmp_path / "store")
+    cfg = make_config(store, source=spec, alphabet=alphabet or "")
+    ingested = ingest(cfg, store)
+    assert ingested["stored"] == 40 and ingested["refused"] == 0
+    encoded = encode_labels(cfg, store)
+    wanted = SyntheticSpec.parse(spec)
+    assert set(encoded["alphabet"]) <= set(wanted.alphabet)
+    assert encoded["max_length"] <= wanted.max_length and min(encoded["label_lengths"]) >= wanted.min_length
+    built = build_shards(cfg, store)
+    index = read_shard_index(store, built["cache_key"])
+    import tensorflow as tf
+
+    record = next(iter(tf.data.TFRecordDataset(str(store.root / index["files"]["train"][0]))))
+    pixels = np.frombuffer(tf.train.Example.FromString(record.numpy()).features.feature["image"]
+                           .bytes_list.value[0], dtype=np.uint8).reshape(32, 96)
+    assert pixels[0, 0] > 200  # background (transparent or padded) is light
+    train(cfg, store, cache_dir=tmp_path / "cache")
+    assert evaluate(cfg, store, tmp_path / "cache")["test_images"] == encoded["splits"]["test"]

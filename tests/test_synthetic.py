@@ -39,3 +39,19 @@ def test_other_seed_other_images():
 def test_bad_specs(uri, message):
     with pytest.raises(SyntheticSpecError, match=message):
         SyntheticSpec.parse(uri)
+
+
+@pytest.mark.parametrize("query, mode, fmt", [("mode=grey", "L", "PNG"), ("mode=rgba", "RGBA", "PNG"),
+                                              ("format=jpeg", "RGB", "JPEG"), ("", "RGB", "PNG")])
+def test_styles(query, mode, fmt):
+    [(name, data)] = generate(SyntheticSpec.parse(f"synthetic://?count=1&{query}"), workers=1)
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == mode and image.format == fmt
+    if mode == "RGBA":
+        alpha = image.getchannel("A")
+        assert alpha.getextrema() == (0, 255)  # transparent background, opaque text
+
+
+def test_rgba_jpeg_is_refused():
+    with pytest.raises(SyntheticSpecError, match="jpeg has no transparency"):
+        SyntheticSpec.parse("synthetic://?mode=rgba&format=jpeg")

@@ -1,0 +1,131 @@
+"""The compose file, checked without Docker: everything it refers to exists in the repository and
+agrees with the DAG (queues, connection id, store URI)."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer", "airflow-worker", "airflow-worker-gpu")
+
+
+def env_defaults() -> dict:
+    values = {}
+    for line in (DOCKER / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def substitute(text: str, env: dict) -> str:
+    """Compose's ${VAR:-default} / ${VAR} interpolation, with `$$` left as a literal `$`."""
+    def replace(match):
+        name, default = match.group(1), match.group(3)
+        return env.get(name) or (default or "")
+    return re.sub(r"(?<!\$)\$\{([A-Z0-9_]+)(:-([^}]*))?\}", replace, text).replace("$$", "$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    text = (DOCKER / "docker-compose.yaml").read_text()
+    return yaml.safe_load(substitute(text, env_defaults()))
+
+
+def test_every_variable_has_an_example():
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", (DOCKER / "docker-compose.yaml").read_text()))
+    assert used <= set(env_defaults()), used - set(env_defaults())
+
+
+def test_all_services_are_there(compose):
+    services = compose["services"]
+    assert {"postgres", "redis", "minio", "minio-init", *AIRFLOW_SERVICES} <= set(services)
+
+
+def test_builds_and_copies_refer_to_repository_files(compose):
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build:
+            context = (DOCKER / build["context"]).resolve()
+            assert context == ROOT, name
+            dockerfile = context / build["dockerfile"]
+            assert dockerfile.is_file(), name
+            for source in re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile.read_text(), flags=re.M):
+                for part in source.split():
+                    assert (context / part).exists(), f"{dockerfile.name} copies missing {part}"
+        assert service.get("image"), name
+
+
+def test_dependencies_and_volumes_exist(compose):
+    services, volumes = compose["services"], set(compose["volumes"])
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in volumes, f"{name} mounts undeclared volume {source}"
+
+
+def test_airflow_commands_are_real_airflow_commands(compose):
+    for name in AIRFLOW_SERVICES[1:]:
+        command = compose["services"][name]["command"]
+        words = [w for w in command if not w.startswith("-")][:2]
+        words = words if words[0] == "celery" else words[:1]
+        done = subprocess.run([AIRFLOW, *words, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: airflow {' '.join(words)}: {done.stderr[-500:]}"
+
+
+def queues_of(service: dict) -> list[str]:
+    command = service["command"]
+    return command[command.index("--queues") + 1].split(",")
+
+
+def test_train_queue_agrees_with_the_dag_and_the_gpu_worker(compose):
+    services = compose["services"]
+    env = services["airflow-scheduler"]["environment"]
+    assert queues_of(services["airflow-worker-gpu"]) == [env["CAPTCHA_TRAIN_QUEUE"]]
+    assert queues_of(services["airflow-worker"]) == ["default"]
+    devices = services["airflow-worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    code = ("import sys; sys.path.insert(0, 'dags'); from airflow.dag_processing.dagbag import DagBag; "
+            "dag = DagBag(dag_folder='dags').dags['captcha_training']; "
+            "print('QUEUES', dag.get_task('train').queue, dag.get_task('ingest').queue)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                          env={**os.environ, "CAPTCHA_TRAIN_QUEUE": env["CAPTCHA_TRAIN_QUEUE"]})
+    assert done.stdout.splitlines()[-1] == f"QUEUES {env['CAPTCHA_TRAIN_QUEUE']} default"
+
+
+def test_store_connection_and_bucket_agree(compose):
+    services = compose["services"]
+    env = services["airflow-worker"]["environment"]
+    conn_var = f"AIRFLOW_CONN_{env['CAPTCHA_S3_CONN_ID'].upper()}"
+    connection = json.loads(env[conn_var])
+    assert connection["extra"]["endpoint_url"] == "http://minio:9000"
+    assert connection["login"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+    assert connection["password"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
+    bucket = services["minio-init"]["environment"]["CAPTCHA_BUCKET"]
+    assert env["CAPTCHA_STORE"].startswith(f"s3://{bucket}/")
+    assert "mc mb" in services["minio-init"]["command"][0]
+    assert env["CAPTCHA_S3_CONN_ID"] == os.environ.get("CAPTCHA_S3_CONN_ID", "captcha_s3")
+
+
+def test_every_airflow_service_shares_one_configuration(compose):
+    services = compose["services"]
+    reference = services["airflow-scheduler"]["environment"]
+    assert reference["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "@postgres:5432/" in reference["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert reference["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379/")
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL", "CAPTCHA_STORE",
+                    "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+            assert env[key] == reference[key], f"{name}: {key}"
+    assert reference["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
