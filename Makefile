@@ -16,7 +16,9 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 SOURCE ?=
 STORE ?=
 
-.PHONY: venv run test ui airflow-db clean
+COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
+
+.PHONY: venv run test test-distributed ui airflow-db up down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +49,20 @@ run: airflow-db
 test: venv
 	$(PY) -m pytest
 
+# The DAG on the CeleryExecutor with this machine's PostgreSQL and Redis (also part of `make test`).
+test-distributed: venv
+	$(PY) -m pytest -m distributed
+
 # Airflow's all-in-one server with the DAG loaded; the login is printed at start.
 ui: airflow-db
 	$(AIRFLOW) standalone
+
+# The distributed deployment of docker/ (needs Docker, and an NVIDIA GPU for the gpu worker).
+up:
+	$(COMPOSE) up --build --detach
+
+down:
+	$(COMPOSE) down
 
 clean:
 	rm -rf $(AIRFLOW_HOME) store

@@ -44,9 +44,14 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
         validation: the running averages gathered during the epoch follow augmented batches and
         weights that kept moving, and inference with them can read far worse than training."""
 
+        def on_train_begin(self, logs=None):
+            import tensorflow as tf
+
+            self.forward = tf.function(lambda images: self.model(images, training=True))
+
         def on_test_begin(self, logs=None):
             for images, _ in probe_ds:
-                self.model(images, training=True)
+                self.forward(images)
 
     class SequenceAccuracy(keras.callbacks.Callback):
         """Full-captcha accuracy as `accuracy` (on a fixed sample of training images, read without
