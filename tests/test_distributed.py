@@ -133,7 +133,7 @@ def test_dag_on_celery_with_a_gpu_queue(database, redis_db, s3_bucket, s3_endpoi
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
            "AIRFLOW__CELERY__BROKER_URL": redis_db,
-           "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database.replace("+psycopg2", ""),
+           "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
            "AIRFLOW__API__PORT": str(port), "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tasks.worker_name.hostname",
@@ -149,9 +149,11 @@ def test_dag_on_celery_with_a_gpu_queue(database, redis_db, s3_bucket, s3_endpoi
         cluster.start("scheduler", "scheduler")
         cluster.start("dag-processor", "dag-processor")
         cluster.start("worker-default", "celery", "worker", "--queues", "default", "--concurrency", "1",
-                      "--celery-hostname", "worker-default@%h", CAPTCHA_WORKER_NAME="worker-default")
+                      "--celery-hostname", "worker-default@%h", CAPTCHA_WORKER_NAME="worker-default",
+                      AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
         cluster.start("worker-gpu", "celery", "worker", "--queues", "gpu", "--concurrency", "1",
-                      "--celery-hostname", "worker-gpu@%h", CAPTCHA_WORKER_NAME="worker-gpu")
+                      "--celery-hostname", "worker-gpu@%h", CAPTCHA_WORKER_NAME="worker-gpu",
+                      AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
         deadline = time.monotonic() + 180
         while not query(database, "SELECT 1 FROM dag WHERE dag_id = 'captcha_training'"):
             cluster.check_alive()
