@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from tasks.config import DEFAULTS, default_store_uri
 from tasks.model import ARCHITECTURES
@@ -15,6 +15,9 @@ from tasks.model import ARCHITECTURES
 SCHEDULE = os.environ.get("CAPTCHA_SCHEDULE", "0 2 * * *")
 TRAIN_QUEUE = os.environ.get("CAPTCHA_TRAIN_QUEUE", "default")
 S3_CONN_ID = os.environ.get("CAPTCHA_S3_CONN_ID", "captcha_s3")
+# Each publish emits an event on this asset, with the model's version, location, accuracy and whether
+# it became latest: other DAGs can be scheduled on it.
+MODEL_ASSET = Asset(name="captcha_model", uri="captcha://models/latest")
 
 DOC = """
 ### Captcha training
@@ -128,11 +131,15 @@ def captcha_training():
 
         return run(*_run_context()[:2])
 
-    @task
+    @task(outlets=[MODEL_ASSET])
     def publish() -> dict:
         from tasks.publish import publish as run
 
-        return run(*_run_context()[:2])
+        result = run(*_run_context()[:2])
+        get_current_context()["outlet_events"][MODEL_ASSET].extra = {
+            key: result[key] for key in ("version", "promoted", "reason", "model_uri", "onnx_uri", "model_card",
+                                         "full_accuracy", "char_accuracy", "plots")}
+        return result
 
     ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish()
 

@@ -32,7 +32,7 @@ class PipelineConfig:
     run_key: str
     source: str = DEFAULT_SOURCE
     store: str = ""
-    epochs: int = 40
+    epochs: int = 100
     batch_size: int = 16
     max_train_minutes: float = 7.0
     arch: str = "crnn"

@@ -77,3 +77,9 @@ def test_train_queue_and_schedule_come_from_the_environment():
             "print('RESULT', dag.get_task('train').queue, dag.get_task('ingest').queue, dag.timetable.expression)")
     out = run_python(code, CAPTCHA_TRAIN_QUEUE="gpu", CAPTCHA_SCHEDULE="30 3 * * *")
     assert out.splitlines()[-1] == "RESULT gpu default 30 3 * * *"
+
+
+def test_publish_emits_the_model_asset(dag):
+    [outlet] = dag.get_task("publish").outlets
+    assert outlet.name == "captcha_model"
+    assert all(not dag.get_task(t).outlets for t in STAGES[:-1])
