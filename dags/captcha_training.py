@@ -62,6 +62,9 @@ PARAMS = {
                           title="Accuracy floor",
                           description="A model becomes latest only if it reads at least this fraction of the test "
                                       "captchas, and no fewer than the current latest on the same test split"),
+    "force": Param(DEFAULTS["force"], type="boolean", title="Retrain even if nothing changed",
+                   description="Without it, a run on the same data with the same settings as the published "
+                               "model ends after ingest"),
     "seed": Param(DEFAULTS["seed"], type="integer", minimum=0, title="Seed", description="Random seed of training"),
 }
 
@@ -109,9 +112,16 @@ def captcha_training():
 
     @task
     def encode_labels() -> dict:
-        from tasks.labels import encode_labels as run
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return run(*_run_context()[:2])
+        from tasks.labels import encode_labels as run
+        from tasks.runs import read_stage_result
+
+        cfg, store, _ = _run_context()
+        reason = read_stage_result(store, cfg.run_key, "ingest").get("up_to_date")
+        if reason:
+            raise AirflowSkipException(reason)  # everything downstream is skipped with it
+        return run(cfg, store)
 
     @task
     def build_shards() -> dict:

@@ -45,6 +45,7 @@ class PipelineConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     seed: int = 0
+    force: bool = False
 
     def __post_init__(self) -> None:
         if not self.store:
@@ -64,6 +65,15 @@ class PipelineConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def model_settings(self) -> str:
+        """A short hash of every setting that shapes the model (not where data comes from or goes)."""
+        import hashlib
+        import json
+
+        shaping = {k: v for k, v in self.to_dict().items()
+                   if k not in ("run_key", "source", "store", "force", "max_refused_fraction")}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
     def _validate(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.run_key):
             raise ConfigError(f"run_key {self.run_key!r} must be 1-128 letters, digits, '.', '_' or '-'")
@@ -75,6 +85,8 @@ class PipelineConfig:
         _require_int(self, "max_label_length", 1, 64)
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"arch {self.arch!r} is unknown; choose one of {list(ARCHITECTURES)}")
+        if not isinstance(self.force, bool):
+            raise ConfigError(f"force must be true or false, got {self.force!r}")
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) != len(self.alphabet):
             raise ConfigError(f"alphabet {self.alphabet!r} must be a string of distinct characters (or empty)")
         if any(not c.isprintable() or c.isspace() for c in self.alphabet):

@@ -142,10 +142,27 @@ def ingest(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | None = No
     if refused > cfg.max_refused_fraction * seen:
         raise IngestError(f"{refused} of {seen} images refused, over the max_refused_fraction of "
                           f"{cfg.max_refused_fraction:.0%}; reasons in {store.url(quarantine_key)}")
+    summary["up_to_date"] = up_to_date(cfg, store, version)
+    if summary["up_to_date"]:
+        log.info("ingest: %s", summary["up_to_date"])
     if not store.exists(manifest_key):
         store.put_bytes(manifest_key, "".join(json.dumps(entries[s], sort_keys=True) + "\n"
                                               for s in sorted(entries)).encode())
     return write_stage_result(store, cfg.run_key, "ingest", summary)
+
+
+def up_to_date(cfg: PipelineConfig, store: ObjectStore, version: str) -> str | None:
+    """Why no retraining is needed (the published model was trained on this very data with these
+    settings), or None when it is, or when `force` asks for it anyway."""
+    from tasks.publish import LATEST
+
+    if cfg.force or not store.exists(LATEST):
+        return None
+    latest = store.get_json(LATEST)
+    if latest.get("data_version") == version and latest.get("settings") == cfg.model_settings():
+        return (f"nothing new: the published model {latest['version']} was trained on data version {version} "
+                "with the same settings; the champion stays (set force to retrain)")
+    return None
 
 
 def read_manifest(store: ObjectStore, key: str) -> list[dict]:

@@ -135,7 +135,8 @@ def publish(cfg, store: ObjectStore) -> dict:
         store.put_json(LATEST, {"version": version, "folder": prefix, "model": f"{prefix}model.keras",
                                 "onnx": f"{prefix}model.onnx", "metrics": {k: metrics[k] for k in (
                                     "full_accuracy", "char_accuracy", "char_error_rate", "test_images")},
-                                "run": run_prefix(cfg.run_key), "published_at": time.time()})
+                                "run": run_prefix(cfg.run_key), "data_version": encoded["data_version"],
+                                "settings": cfg.model_settings(), "published_at": time.time()})
     result = {
         "version": version, "promoted": promoted, "reason": reason,
         "model_uri": store.url(f"{prefix}model.keras"), "onnx_uri": store.url(f"{prefix}model.onnx"),

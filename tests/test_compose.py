@@ -129,3 +129,10 @@ def test_every_airflow_service_shares_one_configuration(compose):
                     "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
             assert env[key] == reference[key], f"{name}: {key}"
     assert reference["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+
+
+def test_gpu_image_swaps_only_tensorflow():
+    text = (DOCKER / "Dockerfile.gpu").read_text()
+    pins = (ROOT / "requirements.txt").read_text()
+    assert "tensorflow_cpu==" in pins and "grep -v '^tensorflow_cpu=='" in text
+    assert 'tensorflow[and-cuda]==' in text and "--queues\", \"gpu\"" in text

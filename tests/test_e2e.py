@@ -65,15 +65,20 @@ def test_dag_end_to_end_on_a_local_store(airflow_env, tmp_path):
 
 
 def test_dag_end_to_end_on_s3_with_an_airflow_connection(airflow_env, s3_bucket, s3_endpoint):
-    connection = {"conn_type": "aws", "login": os.environ["AWS_ACCESS_KEY_ID"],
-                  "password": os.environ["AWS_SECRET_ACCESS_KEY"],
+    secret = "captcha-test-secret-5f1e9a"  # the test S3 server accepts any key; this one must never show
+    connection = {"conn_type": "aws", "login": "captcha-test-key-id", "password": secret,
                   "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
     env = {**airflow_env, "AIRFLOW_CONN_CAPTCHA_S3": json.dumps(connection)}
     uri = f"s3://{s3_bucket}/pipeline"
-    airflow(env, "dags", "test", "captcha_training", "2026-11-29T03:00:00", "-c", json.dumps({**TINY, "store": uri}))
+    output = airflow(env, "dags", "test", "captcha_training", "2026-11-29T03:00:00", "-c",
+                     json.dumps({**TINY, "store": uri}))
     store = S3Store(uri, {"endpoint_url": s3_endpoint, "region_name": "us-east-1"})
     check_published(store, "20261129T030000")
     assert len(list(store.list("raw/"))) == 40
+    # The credentials reach boto3 only: not the logs, XCom, metrics, model card, plots or any object.
+    assert secret not in output
+    for key in store.list():
+        assert secret.encode() not in store.get_bytes(key), key
 
 
 def test_each_task_alone_in_dag_order_finds_its_upstream_output(airflow_env, tmp_path):
@@ -83,3 +88,23 @@ def test_each_task_alone_in_dag_order_finds_its_upstream_output(airflow_env, tmp
         airflow(airflow_env, "tasks", "test", "captcha_training", stage, "2026-11-30", "-t", params)
         assert store.exists(f"runs/20261130T000000/{stage}.json"), stage
     check_published(store, "20261130T000000")
+
+
+def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_env, tmp_path):
+    store = LocalStore(tmp_path / "store")
+    conf = {**TINY, "store": store.uri}
+    airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-01T02:00:00", "-c", json.dumps(conf))
+    first = check_published(store, "20261201T020000")
+
+    output = airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-02T02:00:00", "-c", json.dumps(conf))
+    ingested = store.get_json("runs/20261202T020000/ingest.json")
+    assert ingested["new_objects"] == 0 and "nothing new" in ingested["up_to_date"]
+    assert "nothing new: the published model 20261201T020000" in output
+    assert not store.exists("runs/20261202T020000/encode_labels.json")
+    assert not store.exists("runs/20261202T020000/train.json")
+    assert store.get_json("models/latest.json") == first
+
+    airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-03T02:00:00",
+            "-c", json.dumps({**conf, "force": True}))
+    assert store.exists("runs/20261203T020000/train.json")
+    assert store.exists("models/20261203T020000/model.keras")

@@ -83,3 +83,18 @@ def test_labels_longer_than_the_maximum_are_refused(local_store, tmp_path):
     reasons = [q["reason"] for q in quarantine_of(local_store, summary)]
     assert reasons and all("is longer than max_label_length (4)" in r for r in reasons)
     assert all(len(e["label"]) <= 4 for e in read_manifest(local_store, summary["manifest"]))
+
+
+def test_non_utf8_and_very_long_file_names_are_refused_not_fatal(local_store, tiny_folder):
+    import os
+
+    data = sorted(tiny_folder.iterdir())[0].read_bytes()
+    with open(os.path.join(os.fsencode(tiny_folder), b"\xff\xfe12ab.png"), "wb") as f:
+        f.write(data[:-1] + b"\x00")  # another image's bytes, so it is not a duplicate
+    (tiny_folder / ("7" * 250 + ".png")).write_bytes(data + b"\x00")
+    summary = ingest(make_config(local_store, source=str(tiny_folder), max_refused_fraction=0.5), local_store)
+    reasons = sorted(q["reason"] for q in quarantine_of(local_store, summary))
+    assert len(reasons) == 2
+    assert "is longer than max_label_length" in reasons[0] or "is longer than max_label_length" in reasons[1]
+    assert any("unprintable" in r or "not a readable" in r or "corrupt" in r for r in reasons)
+    assert summary["stored"] == 48
