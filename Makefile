@@ -12,6 +12,9 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
 export TF_CPP_MIN_LOG_LEVEL := 2
+# airflow standalone starts its components as `airflow ...` from PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+UI_PORT ?= 8080
 
 SOURCE ?=
 STORE ?=
@@ -53,9 +56,11 @@ test: venv
 test-distributed: venv
 	$(PY) -m pytest -m distributed
 
-# Airflow's all-in-one server with the DAG loaded; the login is printed at start.
+# Airflow's all-in-one server with the DAG loaded.
 ui: airflow-db
-	$(AIRFLOW) standalone
+	@echo "Airflow UI: http://localhost:$(UI_PORT) - log in as admin; the password is printed below on the first start"
+	@echo "(it is kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	AIRFLOW__API__PORT=$(UI_PORT) $(AIRFLOW) standalone
 
 # The distributed deployment of docker/ (needs Docker, and an NVIDIA GPU for the gpu worker).
 up:

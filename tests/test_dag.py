@@ -83,3 +83,9 @@ def test_publish_emits_the_model_asset(dag):
     [outlet] = dag.get_task("publish").outlets
     assert outlet.name == "captcha_model"
     assert all(not dag.get_task(t).outlets for t in STAGES[:-1])
+
+
+def test_schedule_none_means_triggered_runs_only():
+    code = ("import sys; sys.path.insert(0, 'dags'); from airflow.dag_processing.dagbag import DagBag; "
+            "dag = DagBag(dag_folder='dags').dags['captcha_training']; print('RESULT', dag.timetable.can_be_scheduled)")
+    assert run_python(code, CAPTCHA_SCHEDULE="none").splitlines()[-1] == "RESULT False"

@@ -140,10 +140,11 @@ def test_dag_on_celery_with_a_gpu_queue(database, redis_db, s3_bucket, s3_endpoi
            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
            "CAPTCHA_TRAIN_QUEUE": "gpu", "AIRFLOW_CONN_CAPTCHA_S3": json.dumps(connection),
+           "CAPTCHA_SCHEDULE": "none", "CAPTCHA_STORE": f"s3://{s3_bucket}/distributed",
            "CAPTCHA_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
     cluster = Cluster(env, tmp_path)
-    store = f"s3://{s3_bucket}/distributed"
+    store = env["CAPTCHA_STORE"]
     try:
         cluster.start("api-server", "api-server", "--port", str(port))
         cluster.start("scheduler", "scheduler")

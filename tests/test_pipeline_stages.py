@@ -237,3 +237,21 @@ def test_other_captcha_styles_train_and_evaluate(tmp_path, spec, alphabet):
     assert pixels[0, 0] > 200  # background (transparent or padded) is light
     train(cfg, store, cache_dir=tmp_path / "cache")
     assert evaluate(cfg, store, tmp_path / "cache")["test_images"] == encoded["splits"]["test"]
+
+
+def test_the_tutorial_cnn_trains_evaluates_and_publishes(tmp_path):
+    """arch=cnn: per-position softmax on one-hot labels (categorical_crossentropy, accuracy)."""
+    from tasks.evaluate import evaluate
+
+    store = LocalStore(tmp_path / "store")
+    cfg = make_config(store, arch="cnn", source="synthetic://?count=40&length=4&seed=4")
+    for stage in (ingest, encode_labels, build_shards):
+        stage(cfg, store)
+    trained = train(cfg, store, cache_dir=tmp_path / "cache")
+    history = store.get_json(trained["history"])
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history)
+    assert store.get_json(trained["metadata"])["arch"] == "cnn"
+    metrics = evaluate(cfg, store, tmp_path / "cache")
+    assert metrics["test_images"] > 0
+    assert publish(cfg, store)["promoted"] is True
+    assert store.exists(f"models/{cfg.run_key}/model.onnx")
