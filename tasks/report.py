@@ -32,12 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="object-store root URI")
     parser.add_argument("--run-key", required=True, help="the run's key (its logical date, e.g. 20261129T020000)")
     args = parser.parse_args(argv)
+    store = open_store(args.store)
     try:
-        published = read_stage_result(open_store(args.store), args.run_key, "publish")
+        published = read_stage_result(store, args.run_key, "publish")
     except UpstreamMissing as error:
+        return _report_unpublished(store, args.run_key, error)
+    print(describe(published))
+    return 0
+
+
+def _report_unpublished(store, run_key: str, error: Exception) -> int:
+    """A run that ended early on purpose (nothing new) points at the model in use; any other is an error."""
+    from tasks.publish import LATEST
+
+    try:
+        reason = read_stage_result(store, run_key, "ingest").get("up_to_date")
+    except UpstreamMissing:
+        reason = None
+    if not reason:
         print(f"error: the run did not publish a model: {error}", file=sys.stderr)
         return 1
-    print(describe(published))
+    latest = store.get_json(LATEST)
+    print(f"{reason}\nmodel in use  : {store.url(latest['model'])}\n"
+          f"accuracy      : {latest['metrics']['full_accuracy']:.1%} of test captchas fully right")
     return 0
 
 

@@ -103,6 +103,10 @@ def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_
     assert not store.exists("runs/20261202T020000/encode_labels.json")
     assert not store.exists("runs/20261202T020000/train.json")
     assert store.get_json("models/latest.json") == first
+    report = subprocess.run([sys.executable, "-m", "tasks.report", "--store", store.uri, "--run-key",
+                             "20261202T020000"], capture_output=True, text=True, cwd=ROOT)
+    assert report.returncode == 0 and "nothing new" in report.stdout
+    assert f"{store.uri}/models/20261201T020000/model.keras" in report.stdout
 
     airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-03T02:00:00",
             "-c", json.dumps({**conf, "force": True}))
