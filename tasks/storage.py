@@ -84,16 +84,6 @@ class ObjectStore(ABC):
         """Load a JSON object stored with put_json."""
         return json.loads(self.get_bytes(key))
 
-    def download_prefix(self, prefix: str, local_dir: str | Path) -> list[Path]:
-        """Copy every object under `prefix` into `local_dir`, keeping the relative paths."""
-        paths = []
-        for key in self.list(prefix):
-            target = Path(local_dir) / key[len(prefix):]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.download_file(key, target)
-            paths.append(target)
-        return paths
-
 
 class LocalStore(ObjectStore):
     """A folder on a local or mounted file system."""
