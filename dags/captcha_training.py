@@ -82,7 +82,7 @@ def _run_context():
     cfg = PipelineConfig.from_params(dict(context["params"]),
                                      run_key_for(context.get("logical_date"), context["run_id"]))
     s3_options = {}
-    if "s3://" in (cfg.store + cfg.source):
+    if cfg.store.startswith("s3://") or cfg.source.startswith("s3://"):
         try:
             conn = Connection.get(S3_CONN_ID)
             s3_options = s3_options_from_connection(conn.login, conn.password, conn.extra_dejson)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_config
-from tasks.evaluate import edit_distance, score, wilson_interval
+from tasks.evaluate import edit_distance, evaluate, score, wilson_interval
 from tasks.ingest import ingest
 from tasks.labels import encode_labels
 from tasks.publish import LATEST, publish
@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     cfg = make_config(store)
     results = {"ingest": ingest(cfg, store), "encode_labels": encode_labels(cfg, store),
                "build_shards": build_shards(cfg, store), "train": train(cfg, store, cache_dir=root / "cache")}
-    results["evaluate"] = __import__("tasks.evaluate", fromlist=["evaluate"]).evaluate(cfg, store, root / "cache")
+    results["evaluate"] = evaluate(cfg, store, root / "cache")
     results["publish"] = publish(cfg, store)
     return cfg, store, results
 
@@ -137,7 +137,7 @@ def test_a_worse_model_is_kept_but_not_promoted(trained):
     for stage in (ingest, encode_labels, build_shards):
         stage(later, store)
     train(later, store)
-    evaluated = __import__("tasks.evaluate", fromlist=["evaluate"]).evaluate(later, store)
+    evaluated = evaluate(later, store)
     assert evaluated["champion_version"] == champion["version"]
     published = publish(later, store)
     assert published["promoted"] is False and "below the min_accuracy floor of 99.0%" in published["reason"]
@@ -216,7 +216,6 @@ def test_predict_says_when_there_is_no_model(tmp_path, capsys):
 ])
 def test_other_captcha_styles_train_and_evaluate(tmp_path, spec, alphabet):
     """Other sizes, grey / RGBA / JPEG, mixed case, labels of several lengths, through every stage."""
-    from tasks.evaluate import evaluate
     from tasks.synthetic import SyntheticSpec
 
     store = LocalStore(tmp_path / "store")
@@ -241,8 +240,6 @@ def test_other_captcha_styles_train_and_evaluate(tmp_path, spec, alphabet):
 
 def test_the_tutorial_cnn_trains_evaluates_and_publishes(tmp_path):
     """arch=cnn: per-position softmax on one-hot labels (categorical_crossentropy, accuracy)."""
-    from tasks.evaluate import evaluate
-
     store = LocalStore(tmp_path / "store")
     cfg = make_config(store, arch="cnn", source="synthetic://?count=40&length=4&seed=4")
     for stage in (ingest, encode_labels, build_shards):
