@@ -21,7 +21,7 @@ STORE ?=
 
 COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
 
-.PHONY: venv run test test-distributed ui airflow-db up down clean
+.PHONY: venv browser run test test-distributed test-ui ui airflow-db up down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+# The UI test drives Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium > /dev/null; \
+	  elif command -v sudo > /dev/null && sudo -n true 2> /dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium > /dev/null; \
+	  else echo "note: $(CHROMIUM) is missing and cannot be installed here (apt-get install chromium); the UI test will say so"; fi; \
+	fi
 
 airflow-db: venv
 	@mkdir -p $(AIRFLOW_HOME)
@@ -49,18 +58,23 @@ run: airflow-db
 	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \
 	echo; $(PY) -m tasks.report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
 
-test: venv
+test: venv browser
 	$(PY) -m pytest
 
 # The DAG on the CeleryExecutor with this machine's PostgreSQL and Redis (also part of `make test`).
 test-distributed: venv
 	$(PY) -m pytest -m distributed
 
+# The Airflow UI in headless Chromium: trigger from the form, watch the run, read the results (part of `make test`).
+test-ui: venv browser
+	$(PY) -m pytest -m ui
+
 # Airflow's all-in-one server with the DAG loaded.
 ui: airflow-db
 	@echo "Airflow UI: http://localhost:$(UI_PORT) - log in as admin; the password is printed below on the first start"
 	@echo "(it is kept in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
-	AIRFLOW__API__PORT=$(UI_PORT) $(AIRFLOW) standalone
+	AIRFLOW__API__PORT=$(UI_PORT) AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(UI_PORT)/execution/ \
+	  $(AIRFLOW) standalone
 
 # The distributed deployment of docker/ (needs Docker, and an NVIDIA GPU for the gpu worker).
 up:

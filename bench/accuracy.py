@@ -74,30 +74,37 @@ def measure_latency(store: LocalStore, run_key: str, meta: dict, test_files: lis
             "keras": latency_ms(KerasReader(keras_path), images), "batch": len(images)}
 
 
+def train_and_score(cfg: PipelineConfig, store: LocalStore, assign_split=None, latency_images=None) -> dict:
+    """Run ingest, encode_labels (with `assign_split` if given), build_shards, train and evaluate;
+    return the figures, with prediction latency measured on `latency_images` (paths) if given."""
+    ingest(cfg, store)
+    encoded = encode_labels(cfg, store, assign_split=assign_split)
+    build_shards(cfg, store)
+    trained = train(cfg, store)
+    evaluated = evaluate(cfg, store)
+    figures = {"splits": encoded["splits"], "epochs": trained["epochs"], "train_s": trained["seconds"],
+               "full_accuracy": evaluated["full_accuracy"], "correct": evaluated["correct"],
+               "test_images": evaluated["test_images"], "char_accuracy": evaluated["char_accuracy"]}
+    if latency_images:
+        meta = store.get_json(trained["metadata"])
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["latency"] = measure_latency(store, cfg.run_key, meta, latency_images, Path(tmp))
+    return figures
+
+
 def run_seed(data: Path, seed: int, store: LocalStore, holdout: set[str], minutes: float | None) -> dict:
-    """Train and evaluate one seed with the pipeline's defaults; return its figures."""
+    """Train and evaluate one seed with the pipeline's defaults on all but `holdout`; return its figures."""
     settings = {"max_train_minutes": minutes} if minutes is not None else {}
     cfg = PipelineConfig(run_key=f"bench-{data.name}-seed{seed}", source=str(data), store=store.uri, seed=seed,
                          **settings)
-    ingest(cfg, store)
 
     def assign_split(entry: dict) -> str:
         if Path(entry["name"]).name in holdout:
             return "test"
         return "val" if split_of(entry["sha256"], 0.1, 0.0) == "val" else "train"
 
-    encoded = encode_labels(cfg, store, assign_split=assign_split)
-    build_shards(cfg, store)
-    trained = train(cfg, store)
-    evaluated = evaluate(cfg, store)
-    meta = store.get_json(trained["metadata"])
     test_files = sorted(p for p in data.iterdir() if p.name in holdout)
-    with tempfile.TemporaryDirectory() as tmp:
-        latency = measure_latency(store, cfg.run_key, meta, test_files, Path(tmp))
-    return {"dataset": data.name, "seed": seed, "splits": encoded["splits"], "epochs": trained["epochs"],
-            "train_s": trained["seconds"], "full_accuracy": evaluated["full_accuracy"],
-            "correct": evaluated["correct"], "test_images": evaluated["test_images"],
-            "char_accuracy": evaluated["char_accuracy"], "latency": latency}
+    return {"dataset": data.name, "seed": seed, **train_and_score(cfg, store, assign_split, test_files)}
 
 
 def main() -> None:

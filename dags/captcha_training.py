@@ -23,7 +23,9 @@ DOC = """
 ### Captcha training
 
 Turns labelled captcha images into a published, versioned recognition model:
-`ingest -> encode_labels -> build_shards -> train -> evaluate -> publish`.
+`check_inputs -> ingest -> encode_labels -> build_shards -> train -> evaluate -> publish`.
+A wrong setting, a source that does not exist or a store that cannot be written stops the run at
+`check_inputs`, before any work.
 
 * **source**: a folder, a `.zip`/`.tar.gz` archive, an `s3://bucket/prefix`, or
   `synthetic://?count=4000&length=4&alphabet=0123456789` (generated captchas). The label is the file
@@ -51,7 +53,8 @@ PARAMS = {
                     description="Images are resized to fit, keeping their aspect ratio, and padded"),
     "width": Param(DEFAULTS["width"], type="integer", minimum=8, maximum=4096, title="Image width",
                    description="Images are resized to fit, keeping their aspect ratio, and padded"),
-    "alphabet": Param(DEFAULTS["alphabet"], type="string", title="Alphabet",
+    # Optional (null allowed): the trigger form treats an empty required string as missing.
+    "alphabet": Param(DEFAULTS["alphabet"] or None, type=["null", "string"], title="Alphabet",
                       description="Characters labels may use; empty: read off the data"),
     "max_label_length": Param(DEFAULTS["max_label_length"], type="integer", minimum=1, maximum=64,
                               title="Longest label", description="Longer labels are refused at ingest"),
@@ -104,6 +107,17 @@ def _run_context():
 )
 def captcha_training():
     @task
+    def check_inputs() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tasks.preflight import INPUT_ERRORS, check_inputs as run
+
+        try:
+            return run(*_run_context())
+        except INPUT_ERRORS as error:
+            raise AirflowFailException(str(error)) from None  # retrying cannot fix a wrong setting
+
+    @task
     def ingest() -> dict:
         from tasks.ingest import ingest as run
 
@@ -151,7 +165,7 @@ def captcha_training():
                                          "full_accuracy", "char_accuracy", "plots")}
         return result
 
-    ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish()
+    check_inputs() >> ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish()
 
 
 captcha_training()

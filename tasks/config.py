@@ -34,7 +34,7 @@ class PipelineConfig:
     store: str = ""
     epochs: int = 100
     batch_size: int = 16
-    max_train_minutes: float = 7.0
+    max_train_minutes: float = 9.0
     arch: str = "crnn"
     height: int = 50
     width: int = 200

@@ -5,6 +5,8 @@ reshape, vectorised over the batch, AUTOTUNE -> prefetch(AUTOTUNE).
 """
 from __future__ import annotations
 
+CACHE_BYTES = 1 << 30  # records are cached in memory only while they fit in this
+
 
 def make_dataset(files: list[str], *, height: int, width: int, max_length: int, num_classes: int, arch: str,
                  batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False,
@@ -12,7 +14,8 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
     """Batches of (images float32 (B, H, W, 1) in 0..255, targets) for a model of architecture `arch`.
 
     Targets are label ids padded with 0 to max_length (crnn) or their one-hot matrices (cnn).
-    With `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
+    Records are cached in memory after the first pass when `cache` is set and they fit CACHE_BYTES;
+    larger sets stream from the shard files every epoch. With `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
     number of records, lets Keras know the epoch length (and is checked while reading).
     `augment_strength`, a tf.Variable, turns on tasks.augment for training batches.
     """
@@ -42,7 +45,7 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
                                   num_parallel_calls=autotune, deterministic=not training)
     if count is not None:
         records = records.apply(tf.data.experimental.assert_cardinality(count))
-    if cache:
+    if cache and count is not None and count * (height * width + 100) <= CACHE_BYTES:
         records = records.cache()
     if training:
         records = records.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
@@ -52,4 +55,7 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
 
         batches = batches.map(lambda images, *rest: (augment_batch(images, augment_strength), *rest),
                               num_parallel_calls=autotune)
-    return batches.prefetch(autotune)
+    options = tf.data.Options()
+    # Under a multi-worker strategy each worker reads its own shard files, never the same records.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    return batches.prefetch(autotune).with_options(options)

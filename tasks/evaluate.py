@@ -113,8 +113,7 @@ def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     index = read_shard_index(store, meta["shards"])
     files = local_shard_files(store, index, cache_dir or default_cache_dir())
     alphabet = Alphabet(meta["alphabet"])
-    ext_of = {r["sha256"]: r["ext"] for r in map(json.loads, store.get_bytes(encoded["encoded"]).decode().splitlines())
-              if r["split"] == "test"}
+    ext_of = {r["sha256"]: r["ext"] for r in store.iter_jsonl(encoded["encoded"]) if r["split"] == "test"}
     test_ds = make_dataset(files["test"], height=meta["height"], width=meta["width"],
                            max_length=meta["max_length"], num_classes=meta["num_classes"], arch=meta["arch"],
                            batch_size=cfg.batch_size, training=False, cache=False, with_sha256=True,

@@ -1,8 +1,17 @@
-"""Stage 1, ingest: check every image of a source, store it once by content hash, list it in a manifest.
+"""Stage 1, ingest: add the source's usable images to the stored data set, each once by content hash.
+
+The data set grows: each run adds what is new in the source (a landing folder or prefix, say) to what
+earlier runs stored, and its data version is a hash of the whole stored set. A source item whose
+fingerprint (size and modification time, or S3 ETag) and label are as when it was last read is not
+read again. Ingest streams: the working state is a temporary SQLite catalog (tasks.catalog), never
+the data set in memory.
 
 Store layout written here:
   raw/<sha256>.<ext>               each usable image, once, whatever its name or how often it is ingested
-  manifests/<data version>.jsonl   one line per usable image (sha256, label, name, ext, width, height)
+  manifests/<data version>.jsonl   the data set: one line per image (sha256, label, name, ext, width,
+                                   height), sorted by sha256
+  manifests/current.json           which manifest is the data set now (written after the manifest)
+  ledgers/<source id>.jsonl        the source's usable items as last read (name, fingerprint, sha256, label)
   quarantine/<run key>.jsonl       every refused image with the reason
   runs/<run key>/ingest.json       this stage's summary, which encode_labels reads
 """
@@ -11,18 +20,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
+from tasks.catalog import Catalog
 from tasks.config import PipelineConfig
 from tasks.images import ImageRejected, decode_image
 from tasks.parallel import bounded_map
 from tasks.runs import write_stage_result
 from tasks.sources import SourceError, SourceItem, iter_source
-from tasks.storage import ObjectStore
+from tasks.storage import MissingObjectError, ObjectStore
 
 log = logging.getLogger(__name__)
+CURRENT = "manifests/current.json"
 
 
 class IngestError(RuntimeError):
@@ -38,6 +51,7 @@ class CheckedImage:
     height: int = 0
     data: bytes = b""
     problem: str | None = None
+    unchanged: bool = False  # known from the ledger; not read
 
 
 def check_label(label: str | None, alphabet: str, max_length: int) -> str | None:
@@ -56,13 +70,16 @@ def check_label(label: str | None, alphabet: str, max_length: int) -> str | None
     return None
 
 
-def check_item(item: SourceItem, alphabet: str, max_length: int) -> CheckedImage:
-    """Read, decode and validate one source item; any problem is returned, never raised."""
+def check_item(item: SourceItem, alphabet: str, max_length: int, known: dict | None = None) -> CheckedImage:
+    """Read, decode and validate one source item; any problem is returned, never raised. `known`, the
+    item's ledger entry, stands in for reading it."""
     if item.problem:
         return CheckedImage(item, problem=item.problem)
     problem = check_label(item.label, alphabet, max_length)
     if problem:
         return CheckedImage(item, problem=problem)
+    if known:
+        return CheckedImage(item, known["sha256"], known["ext"], known["width"], known["height"], unchanged=True)
     try:
         data = item.read()
         image, ext = decode_image(data)
@@ -71,84 +88,137 @@ def check_item(item: SourceItem, alphabet: str, max_length: int) -> CheckedImage
     return CheckedImage(item, hashlib.sha256(data).hexdigest(), ext, image.width, image.height, data)
 
 
-def data_version(entries: dict[str, dict]) -> str:
-    """A short hash of the data set's content: the images (by hash) and their labels."""
-    digest = hashlib.sha256()
-    for sha in sorted(entries):
-        digest.update(f"{sha}\t{entries[sha]['label']}\n".encode())
-    return digest.hexdigest()[:16]
+def source_id(source: str) -> str:
+    """The name of a source's ledger: a hash of its URI."""
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def ingest(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | None = None,
            workers: int = 8) -> dict:
-    """Ingest `cfg.source` into `store`; return the summary (also stored as runs/<run key>/ingest.json)."""
+    """Add `cfg.source`'s usable images to the data set in `store`; return the summary (also stored as
+    runs/<run key>/ingest.json)."""
     started = time.perf_counter()
-    existing = set(store.list("raw/"))
-    entries: dict[str, dict] = {}
-    names_of: dict[str, list[str]] = {}
-    conflicted: set[str] = set()
-    quarantine: list[dict] = []
-    seen = written = 0
-    try:
-        items = iter_source(cfg.source, s3_options)
-        with ThreadPoolExecutor(workers) as pool:
-            check = lambda item: check_item(item, cfg.alphabet, cfg.max_label_length)  # noqa: E731
-            for checked in bounded_map(pool, check, items, 4 * workers):
-                seen += 1
-                name = checked.item.name
-                if checked.problem:
-                    quarantine.append({"name": name, "reason": checked.problem})
-                    continue
-                sha = checked.sha256
-                if sha in conflicted:
-                    quarantine.append({"name": name, "reason": "the same image has two different labels"})
-                    continue
-                if sha in entries:
-                    if entries[sha]["label"] == checked.item.label:
-                        names_of[sha].append(name)
-                        continue
-                    # One image under two labels: no copy of it can be trusted.
-                    conflicted.add(sha)
-                    first = entries.pop(sha)
-                    reason = f"the same image is labelled both {first['label']!r} and {checked.item.label!r}"
-                    quarantine.extend({"name": other, "reason": reason} for other in names_of.pop(sha) + [name])
-                    continue
-                key = f"raw/{sha}.{checked.ext}"
-                if key not in existing:
-                    store.put_bytes(key, checked.data)
-                    existing.add(key)
-                    written += 1
-                entries[sha] = {"sha256": sha, "label": checked.item.label, "name": name, "ext": checked.ext,
-                                "width": checked.width, "height": checked.height}
-                names_of[sha] = [name]
-    except SourceError as error:
-        raise IngestError(f"cannot read source {cfg.source!r}: {error}") from None
-
-    version = data_version(entries)
-    manifest_key = f"manifests/{version}.jsonl"
+    ledger_key = f"ledgers/{source_id(cfg.source)}.jsonl"
     quarantine_key = f"quarantine/{cfg.run_key}.jsonl"
-    store.put_bytes(quarantine_key, "".join(json.dumps(q) + "\n" for q in quarantine).encode())
-    refused = len(quarantine)
-    summary = {
-        "source": cfg.source, "data_version": version, "manifest": manifest_key, "quarantine": quarantine_key,
-        "seen": seen, "stored": len(entries), "duplicates": seen - len(entries) - refused, "refused": refused,
-        "new_objects": written, "seconds": round(time.perf_counter() - started, 2),
-    }
-    log.info("ingest: %(seen)d seen, %(stored)d usable, %(duplicates)d duplicates, %(refused)d refused, "
-             "%(new_objects)d new objects stored", summary)
-    if not entries:
-        raise IngestError(f"no usable image in source {cfg.source!r} ({seen} seen, {refused} refused; "
-                          f"reasons in {store.url(quarantine_key)})")
-    if refused > cfg.max_refused_fraction * seen:
-        raise IngestError(f"{refused} of {seen} images refused, over the max_refused_fraction of "
-                          f"{cfg.max_refused_fraction:.0%}; reasons in {store.url(quarantine_key)}")
-    summary["up_to_date"] = up_to_date(cfg, store, version)
+    with tempfile.TemporaryDirectory(prefix="ingest-") as tmp:
+        work = Path(tmp)
+        catalog = Catalog(work / "catalog.sqlite")
+        try:
+            previous = _load_previous(store, catalog, ledger_key)
+            with open(work / "quarantine.jsonl", "w") as quarantine, open(work / "ledger.jsonl", "w") as ledger:
+                counts = _scan_source(cfg, store, catalog, s3_options, workers, quarantine, ledger)
+            new_images = catalog.add_found_to_stored()
+            version = catalog.data_version()
+            summary = {"source": cfg.source, "data_version": version, "manifest": f"manifests/{version}.jsonl",
+                       "quarantine": quarantine_key, **counts, "stored": catalog.found_count(),
+                       "new_images": new_images, "total_images": catalog.stored_count()}
+            summary["duplicates"] = summary["seen"] - summary["stored"] - summary["refused"]
+            store.upload_file(work / "quarantine.jsonl", quarantine_key)
+            _check_counts(cfg, store, summary)
+            if version != previous:
+                _write_manifest(store, catalog, work / "manifest.jsonl", summary)
+            store.upload_file(work / "ledger.jsonl", ledger_key)
+        finally:
+            catalog.close()
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    summary["images_per_s"] = round(summary["seen"] / max(summary["seconds"], 1e-9), 1)
+    log.info("ingest: %(seen)d seen (%(unchanged)d unchanged since last read), %(stored)d usable, "
+             "%(duplicates)d duplicates, %(refused)d refused; %(new_images)d new images, %(new_objects)d new "
+             "objects; data set %(total_images)d images, version %(data_version)s; %(images_per_s).0f images/s",
+             summary)
+    summary["up_to_date"] = up_to_date(cfg, store, summary["data_version"])
     if summary["up_to_date"]:
         log.info("ingest: %s", summary["up_to_date"])
-    if not store.exists(manifest_key):
-        store.put_bytes(manifest_key, "".join(json.dumps(entries[s], sort_keys=True) + "\n"
-                                              for s in sorted(entries)).encode())
     return write_stage_result(store, cfg.run_key, "ingest", summary)
+
+
+def _load_previous(store: ObjectStore, catalog: Catalog, ledger_key: str) -> str | None:
+    """Load the stored data set and the source's ledger into the catalog; return the data version."""
+    try:
+        current = store.get_json(CURRENT)
+    except MissingObjectError:
+        current = None
+    if current:
+        catalog.load("stored", store.iter_jsonl(current["manifest"]))
+    if store.exists(ledger_key):
+        catalog.load("ledger", store.iter_jsonl(ledger_key))
+    return current["data_version"] if current else None
+
+
+def _scan_source(cfg, store, catalog: Catalog, s3_options, workers: int, quarantine, ledger) -> dict:
+    """Check every source item (in parallel; unchanged ones from the ledger) and record the outcome in
+    the catalog, the quarantine file and the new ledger file; store new images under raw/."""
+    seen = refused = unchanged = written = 0
+
+    def refuse(name: str, reason: str) -> None:
+        nonlocal refused
+        refused += 1
+        quarantine.write(json.dumps({"name": name, "reason": reason}) + "\n")
+
+    def with_ledger(items):
+        for item in items:
+            yield item, catalog.ledger_entry(item.name, item.fingerprint, item.label)
+
+    try:
+        items = with_ledger(iter_source(cfg.source, s3_options))
+        with ThreadPoolExecutor(workers) as pool:
+            check = lambda pair: check_item(pair[0], cfg.alphabet, cfg.max_label_length, pair[1])  # noqa: E731
+            for checked in bounded_map(pool, check, items, 4 * workers):
+                seen += 1
+                name, label, sha = checked.item.name, checked.item.label, checked.sha256
+                if checked.problem:
+                    refuse(name, checked.problem)
+                    continue
+                stored_label = catalog.stored_label(sha)
+                if stored_label is not None and stored_label != label:
+                    refuse(name, f"the same image is already stored labelled {stored_label!r}; the stored one is kept")
+                    continue
+                if catalog.is_conflicted(sha):
+                    refuse(name, "the same image has two different labels")
+                    continue
+                found = catalog.found_entry(sha)
+                if found and found[0] != label:
+                    # One image under two labels in one source: no copy of it can be trusted.
+                    first_label, names = catalog.conflict(sha)
+                    reason = f"the same image is labelled both {first_label!r} and {label!r}"
+                    for other in names + [name]:
+                        refuse(other, reason)
+                    continue
+                entry = {"sha256": sha, "label": label, "name": name, "ext": checked.ext,
+                         "width": checked.width, "height": checked.height}
+                if checked.item.fingerprint:
+                    ledger.write(json.dumps({**entry, "fingerprint": checked.item.fingerprint}) + "\n")
+                unchanged += checked.unchanged
+                if found:
+                    catalog.add_name(sha, name)
+                    continue
+                catalog.add_found(entry)
+                if stored_label is None and not store.exists(f"raw/{sha}.{checked.ext}"):
+                    store.put_bytes(f"raw/{sha}.{checked.ext}", checked.data)
+                    written += 1
+    except SourceError as error:
+        raise IngestError(f"cannot read source {cfg.source!r}: {error}") from None
+    return {"seen": seen, "refused": refused, "unchanged": unchanged, "new_objects": written}
+
+
+def _check_counts(cfg, store: ObjectStore, summary: dict) -> None:
+    if not summary["total_images"]:
+        raise IngestError(f"no usable image in source {cfg.source!r} ({summary['seen']} seen, "
+                          f"{summary['refused']} refused; reasons in {store.url(summary['quarantine'])})")
+    if summary["refused"] > cfg.max_refused_fraction * summary["seen"]:
+        raise IngestError(f"{summary['refused']} of {summary['seen']} images refused, over the "
+                          f"max_refused_fraction of {cfg.max_refused_fraction:.0%}; reasons in "
+                          f"{store.url(summary['quarantine'])}")
+
+
+def _write_manifest(store: ObjectStore, catalog: Catalog, local: Path, summary: dict) -> None:
+    """The data set's manifest, then the pointer to it: a reader never finds a pointer to half a manifest."""
+    with open(local, "w") as manifest:
+        for entry in catalog.stored_entries():
+            manifest.write(json.dumps(entry, sort_keys=True) + "\n")
+    store.upload_file(local, summary["manifest"])
+    store.put_json(CURRENT, {"data_version": summary["data_version"], "manifest": summary["manifest"],
+                             "images": summary["total_images"]})
 
 
 def up_to_date(cfg: PipelineConfig, store: ObjectStore, version: str) -> str | None:
@@ -163,8 +233,3 @@ def up_to_date(cfg: PipelineConfig, store: ObjectStore, version: str) -> str | N
         return (f"nothing new: the published model {latest['version']} was trained on data version {version} "
                 "with the same settings; the champion stays (set force to retrain)")
     return None
-
-
-def read_manifest(store: ObjectStore, key: str) -> list[dict]:
-    """The entries of a stored manifest."""
-    return [json.loads(line) for line in store.get_bytes(key).decode().splitlines() if line]

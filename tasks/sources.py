@@ -1,6 +1,8 @@
 """Where labelled images come from: a folder, a .zip/.tar.gz archive, an s3:// prefix or synthetic://.
 
-A source yields SourceItems: a display name, the label it carries, and a way to read its bytes. What
+A source yields SourceItems: a display name, the label it carries, a way to read its bytes and, where
+the source can tell cheaply, a fingerprint (size and modification time, or the S3 ETag) that changes
+whenever the content may have changed, so ingest need not read an item it has seen before. What
 cannot even be read (a link out of the folder, an archive entry that climbs out or is too large) is
 yielded with a `problem`, so ingest can report it instead of dropping it silently.
 """
@@ -33,6 +35,7 @@ class SourceItem:
     label: str | None
     read: Callable[[], bytes] | None = None
     problem: str | None = None
+    fingerprint: str | None = None
 
 
 def label_from_name(name: str) -> str:
@@ -86,19 +89,36 @@ def iter_folder(root: Path) -> Iterator[SourceItem]:
     labels_path = root / LABELS_FILE
     label_of = _Labeller(parse_labels_csv(_read_file(labels_path), str(labels_path))
                          if labels_path.is_file() else None)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in sorted(filenames):
-            path = Path(dirpath, filename)
-            relative = path.relative_to(root).as_posix()
-            if filename.startswith(".") or not _is_image_name(filename):
-                continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(root):
-                    yield SourceItem(relative, None, problem="symbolic link leads outside the source folder")
+    for entry in _scan(root):
+        path = Path(entry.path)
+        relative = path.relative_to(root).as_posix()
+        if not _is_image_name(entry.name):
+            continue
+        if entry.is_symlink() and not path.resolve().is_relative_to(root):
+            yield SourceItem(relative, None, problem="symbolic link leads outside the source folder")
+            continue
+        try:
+            stat = entry.stat()
+        except OSError as error:
+            yield SourceItem(relative, None, problem=f"unreadable file ({error.strerror})")
+            continue
+        yield SourceItem(relative, label_of(relative), read=lambda p=path: _read_file(p),
+                         fingerprint=f"{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def _scan(root: Path) -> Iterator[os.DirEntry]:
+    """Non-hidden, non-folder entries under `root`, one directory listing at a time (a folder of millions
+    of files is never listed into memory at once); folder links are not followed."""
+    folders = [root]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
                     continue
-            yield SourceItem(relative, label_of(relative), read=lambda p=path: _read_file(p))
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+                else:
+                    yield entry
 
 
 def _read_file(path: Path) -> bytes:
@@ -189,22 +209,26 @@ def iter_s3(uri: str, s3_options: dict | None) -> Iterator[SourceItem]:
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     client = make_s3_client(s3_options or {})
-    sizes = {item["Key"]: item["Size"] for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])}
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     csv_key = prefix + LABELS_FILE
-    label_of = _Labeller(parse_labels_csv(client.get_object(Bucket=bucket, Key=csv_key)["Body"].read(),
-                                          f"s3://{bucket}/{csv_key}") if csv_key in sizes else None)
+    try:
+        csv_data = client.get_object(Bucket=bucket, Key=csv_key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        csv_data = None
+    label_of = _Labeller(parse_labels_csv(csv_data, f"s3://{bucket}/{csv_key}") if csv_data is not None else None)
 
     def read(key: str, size: int) -> bytes:
         if size > MAX_FILE_BYTES:
             raise SourceError(f"s3://{bucket}/{key} is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    for key in sorted(sizes):
-        relative = key[len(prefix):]
-        if _is_hidden(relative) or not _is_image_name(relative):
-            continue
-        yield SourceItem(relative, label_of(relative), read=lambda k=key: read(k, sizes[k]))
+    for page in pages:  # keys come sorted, a page at a time: millions of objects are never all in memory
+        for obj in page.get("Contents", []):
+            key, relative = obj["Key"], obj["Key"][len(prefix):]
+            if _is_hidden(relative) or not _is_image_name(relative):
+                continue
+            yield SourceItem(relative, label_of(relative), read=lambda k=key, n=obj["Size"]: read(k, n),
+                             fingerprint=f"{obj['Size']}:{obj.get('ETag', '').strip(chr(34))}")
 
 
 def iter_synthetic(uri: str) -> Iterator[SourceItem]:

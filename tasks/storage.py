@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote, urlparse
@@ -72,6 +73,10 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove the object if present."""
 
+    @abstractmethod
+    def check_access(self) -> None:
+        """Raise StoreError, saying why, if this store cannot be reached or written."""
+
     def url(self, key: str) -> str:
         """The full URI of `key`."""
         return f"{self.uri.rstrip('/')}/{check_key(key)}"
@@ -83,6 +88,17 @@ class ObjectStore(ABC):
     def get_json(self, key: str):
         """Load a JSON object stored with put_json."""
         return json.loads(self.get_bytes(key))
+
+    def iter_jsonl(self, key: str) -> Iterator:
+        """The values of a JSON-lines object, one line at a time (through a local temporary copy for
+        remote stores), so a manifest of millions of lines is never held in memory."""
+        with tempfile.TemporaryDirectory(prefix="jsonl-") as tmp:
+            local = Path(tmp) / "object.jsonl"
+            self.download_file(key, local)
+            with open(local, encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
 
 class LocalStore(ObjectStore):
@@ -153,9 +169,17 @@ class LocalStore(ObjectStore):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def check_access(self) -> None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"store {self.uri} is not writable by this process")
+
 
 class S3Store(ObjectStore):
-    """A bucket and prefix on S3 or any S3-compatible endpoint (MinIO, moto), through boto3."""
+    """A bucket and prefix on S3 or any S3-compatible endpoint (MinIO, moto), through boto3.
+
+    Transient errors are retried by the client (see make_s3_client); what still fails becomes a
+    StoreError naming the store, the key and the error code, never a bare botocore traceback.
+    """
 
     def __init__(self, uri: str, client_options: dict | None = None):
         parsed = urlparse(uri)
@@ -172,29 +196,37 @@ class S3Store(ObjectStore):
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextmanager
+    def _failures(self, action: str, key: str):
+        """Turn what boto3 still raises after its retries into a StoreError that says what failed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise MissingObjectError(f"{self.url(key)} does not exist") from None
+            raise StoreError(f"store {self.uri}: {action} {key!r} failed: {code} "
+                             f"({error.response['Error'].get('Message', '')})") from None
+        except BotoCoreError as error:
+            raise StoreError(f"store {self.uri}: {action} {key!r} failed: {error}") from None
+
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with self._failures("writing", key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get_bytes(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
-
-        try:
+        with self._failures("reading", key):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise MissingObjectError(f"{self.url(key)} does not exist") from None
-            raise
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            with self._failures("checking", key):
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
-                return False
-            raise
+        except MissingObjectError:
+            return False
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if prefix:
@@ -202,26 +234,35 @@ class S3Store(ObjectStore):
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
-            for item in page.get("Contents", []):
-                yield item["Key"][strip:]
+        with self._failures("listing", prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Contents", []):
+                    yield item["Key"][strip:]
 
     def upload_file(self, local_path: str | Path, key: str) -> None:
-        self.client.upload_file(str(local_path), self.bucket, self._key(key))
+        # boto3's transfer manager: large files go up in concurrent multipart chunks.
+        with self._failures("writing", key):
+            self.client.upload_file(str(local_path), self.bucket, self._key(key))
 
     def download_file(self, key: str, local_path: str | Path) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
+        with self._failures("reading", key):
             _atomic_copy_to(Path(local_path),
                             lambda tmp: self.client.download_file(self.bucket, self._key(key), str(tmp)))
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                raise MissingObjectError(f"{self.url(key)} does not exist") from None
-            raise
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        with self._failures("deleting", key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def check_access(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            raise StoreError(f"store {self.uri}: bucket {self.bucket!r} cannot be used ({code})") from None
+        except BotoCoreError as error:
+            raise StoreError(f"store {self.uri} cannot be reached: {error}") from None
 
 
 def _atomic_copy_to(target: Path, write) -> None:
@@ -236,19 +277,28 @@ def _atomic_copy_to(target: Path, write) -> None:
 
 
 def make_s3_client(options: dict):
-    """A boto3 S3 client; options not given come from the standard AWS environment variables."""
+    """A boto3 S3 client; options not given come from the standard AWS environment variables.
+
+    Besides boto3's client arguments, `connect_timeout`, `read_timeout` (seconds) and `max_attempts`
+    tune the connection. Errors that may pass (throttling, 5xx, timeouts, dropped connections) are
+    retried with exponential backoff and jitter, up to `max_attempts` tries in all.
+    """
     import boto3
     from botocore.config import Config
 
     options = {k: v for k, v in options.items() if v}
-    config = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=10, read_timeout=60,
+    tuning = {k: options.pop(k) for k in ("connect_timeout", "read_timeout", "max_attempts") if k in options}
+    config = Config(retries={"max_attempts": int(tuning.get("max_attempts", 8)), "mode": "standard"},
+                    connect_timeout=float(tuning.get("connect_timeout", 10)),
+                    read_timeout=float(tuning.get("read_timeout", 60)),
                     s3={"addressing_style": "path"} if options.get("endpoint_url") or
                     os.environ.get("AWS_ENDPOINT_URL") else None)
     return boto3.session.Session().client("s3", config=config, **options)
 
 
 def s3_options_from_connection(login: str | None, password: str | None, extra: dict | None) -> dict:
-    """boto3 client options from an Airflow AWS connection's login, password and extra fields."""
+    """boto3 client options from an Airflow AWS connection's login, password and extra fields
+    (`endpoint_url`, `region_name`, and the optional `connect_timeout`, `read_timeout`, `max_attempts`)."""
     extra = extra or {}
     endpoint = extra.get("endpoint_url") or extra.get("host")
     return {
@@ -256,6 +306,7 @@ def s3_options_from_connection(login: str | None, password: str | None, extra: d
         "aws_secret_access_key": password or extra.get("aws_secret_access_key"),
         "region_name": extra.get("region_name"),
         "endpoint_url": endpoint,
+        **{k: extra[k] for k in ("connect_timeout", "read_timeout", "max_attempts") if k in extra},
     }
 
 

@@ -119,9 +119,12 @@ def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path)
     return local, int(state["epoch"]), state["history"]
 
 
-def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
-    """Train on this run's shards; resume from the run's checkpoint when one with the same settings exists."""
-    from tasks.runtime import import_tensorflow, training_strategy
+def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None) -> dict:
+    """Train on this run's shards; resume from the run's checkpoint when one with the same settings exists.
+
+    `strategy` (a tf.distribute strategy) defaults to `training_strategy()`: mirrored over the GPUs of a
+    multi-GPU worker. The global batch is `batch_size` per replica times the replicas."""
+    from tasks.runtime import import_tensorflow, native_noise_filtered, training_strategy
 
     tf = import_tensorflow()
     import keras
@@ -136,7 +139,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     files = local_shard_files(store, index, cache_dir or default_cache_dir())
     meta = model_metadata(index, cfg.arch)
     keras.utils.set_random_seed(cfg.seed)
-    strategy = training_strategy()
+    strategy = strategy or training_strategy()
     batch_size = cfg.batch_size * strategy.num_replicas_in_sync
     shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
                  num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size)
@@ -161,13 +164,14 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
                                     index["num_classes"])
         initial_epoch, history = (resume[1], resume[2]) if resume else (0, {})
         callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, probe_ds, meta, workdir) + [
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
             time_limit(cfg.max_train_minutes),
             augmentation_switch(augment_strength),
         ]
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
+        with native_noise_filtered():
+            model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
         local = workdir / "model.keras"
         model.save(local)
         store.upload_file(local, f"{prefix}model.keras")
@@ -179,5 +183,6 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     return write_stage_result(store, cfg.run_key, "train", {
         "model": f"{prefix}model.keras", "metadata": f"{prefix}model.json", "history": f"{prefix}history.json",
         "epochs": epochs_run, "resumed_from_epoch": initial_epoch, "seconds": round(seconds, 1),
+        "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size,
         "final": {k: round(v[-1], 4) for k, v in history.items()},
     })

@@ -102,3 +102,11 @@ def store(request, tmp_path):
         return LocalStore(tmp_path / "store")
     bucket = request.getfixturevalue("s3_bucket")
     return S3Store(f"s3://{bucket}/root", request.getfixturevalue("s3_options"))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
+STAGES = ["check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_tasks_run_in_stage_order(dag):
     assert sorted(dag.task_ids) == sorted(STAGES)
     for upstream, downstream in zip(STAGES, STAGES[1:]):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
-    assert dag.get_task("ingest").upstream_task_ids == set()
+    assert dag.get_task("check_inputs").upstream_task_ids == set()
 
 
 def test_schedule_and_run_policy(dag):

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, os.environ.get("CAPTCHA_TEST_PG_USER", "postgres")
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-STAGES = ["ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
+STAGES = ["check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
 
 pytestmark = pytest.mark.distributed
 

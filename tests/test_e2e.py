@@ -12,7 +12,7 @@ from tasks.storage import LocalStore, S3Store
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-STAGES = ["ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
+STAGES = ["check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
 TINY = {"source": "synthetic://?count=40&length=4&seed=3", "epochs": 1, "batch_size": 8, "height": 32, "width": 96,
         "min_accuracy": 0.0}
 
@@ -112,3 +112,62 @@ def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_
             "-c", json.dumps({**conf, "force": True}))
     assert store.exists("runs/20261203T020000/train.json")
     assert store.exists("models/20261203T020000/model.keras")
+
+
+def test_a_training_task_killed_mid_run_resumes_from_its_checkpoint(airflow_env, tmp_path):
+    import signal
+    import time
+
+    store = LocalStore(tmp_path / "store")
+    params = json.dumps({**TINY, "store": store.uri, "epochs": 40, "max_train_minutes": 0})
+    for stage in STAGES[:STAGES.index("train")]:
+        airflow(airflow_env, "tasks", "test", "captcha_training", stage, "2026-12-04", "-t", params)
+    checkpoint = "runs/20261204T000000/checkpoint.json"
+    worker = subprocess.Popen([AIRFLOW, "tasks", "test", "captcha_training", "train", "2026-12-04", "-t", params],
+                              env=airflow_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not (store.exists(checkpoint) and store.get_json(checkpoint)["epoch"] >= 2):
+            assert worker.poll() is None, "training ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint after 10 minutes"
+            time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the whole task process tree, with no chance to clean up
+        worker.wait()
+    killed_at = store.get_json(checkpoint)["epoch"]
+    assert not store.exists("runs/20261204T000000/train.json")
+    output = airflow(airflow_env, "tasks", "test", "captcha_training", "train", "2026-12-04", "-t", params)
+    assert f"resuming from the checkpoint of epoch {killed_at}" in output
+    trained = store.get_json("runs/20261204T000000/train.json")
+    assert trained["resumed_from_epoch"] == killed_at and trained["epochs"] > killed_at
+
+
+def test_a_source_that_does_not_exist_stops_the_run_at_check_inputs(airflow_env, tmp_path):
+    store = LocalStore(tmp_path / "store")
+    missing = tmp_path / "no-such-folder"
+    result = subprocess.run([AIRFLOW, "dags", "test", "captcha_training", "2026-12-05T02:00:00", "-c",
+                             json.dumps({**TINY, "store": store.uri, "source": str(missing)})],
+                            env=airflow_env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert f"source '{missing}' does not exist" in output
+    assert "state=failed" in output
+    assert list(store.list()) == []  # no task did any work
+
+
+def test_a_night_with_new_images_adds_them_and_extends_the_shards(airflow_env, tmp_path):
+    from conftest import write_synthetic
+
+    store = LocalStore(tmp_path / "store")
+    landing = tmp_path / "landing"
+    write_synthetic(landing, "synthetic://?count=40&length=4&seed=3")
+    conf = json.dumps({**TINY, "store": store.uri, "source": str(landing)})
+    airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-06T02:00:00", "-c", conf)
+    write_synthetic(landing, "synthetic://?count=4&length=4&seed=50")  # 10% more arrive
+    output = airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-07T02:00:00", "-c", conf)
+    assert "state=success" in output
+    ingested = store.get_json("runs/20261207T020000/ingest.json")
+    assert ingested["new_images"] == 4 and ingested["total_images"] == 44 and ingested["unchanged"] == 40
+    built = store.get_json("runs/20261207T020000/build_shards.json")
+    assert built["extended"] is True and built["images"] == 4 and built["files_reused"] > 0
+    assert store.get_json("runs/20261207T020000/train.json")["epochs"] == 1

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from conftest import make_config
-from tasks.ingest import IngestError, ingest, read_manifest
+from tasks.ingest import IngestError, ingest
 
 
 def quarantine_of(store, summary):
@@ -16,7 +16,7 @@ def test_ingest_stores_each_image_once_and_rerun_stores_nothing(store, tiny_fold
     first = ingest(cfg, store)
     assert first["seen"] == 48 and first["stored"] == 48 and first["refused"] == 0
     assert first["new_objects"] == 48 and len(list(store.list("raw/"))) == 48
-    manifest = read_manifest(store, first["manifest"])
+    manifest = list(store.iter_jsonl(first["manifest"]))
     assert len(manifest) == 48 and all(len(e["sha256"]) == 64 for e in manifest)
     assert store.get_json("runs/20261129T000000/ingest.json") == first
     again = ingest(cfg, store)
@@ -82,7 +82,7 @@ def test_labels_longer_than_the_maximum_are_refused(local_store, tmp_path):
                                  max_refused_fraction=0.99), local_store)
     reasons = [q["reason"] for q in quarantine_of(local_store, summary)]
     assert reasons and all("is longer than max_label_length (4)" in r for r in reasons)
-    assert all(len(e["label"]) <= 4 for e in read_manifest(local_store, summary["manifest"]))
+    assert all(len(e["label"]) <= 4 for e in local_store.iter_jsonl(summary["manifest"]))
 
 
 def test_non_utf8_and_very_long_file_names_are_refused_not_fatal(local_store, tiny_folder):

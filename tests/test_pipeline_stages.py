@@ -45,8 +45,8 @@ def test_shards_are_real_tfrecords_with_every_image(trained):
     index = read_shard_index(store, results["build_shards"]["cache_key"])
     assert index["height"] == 32 and index["width"] == 96
     total = 0
-    for split, keys in index["files"].items():
-        for key in keys:
+    for split, files in index["files"].items():
+        for key in (f["key"] for f in files):
             for record in tf.data.TFRecordDataset(str(store.root / key)):
                 example = tf.train.Example.FromString(record.numpy())
                 pixels = example.features.feature["image"].bytes_list.value[0]
@@ -230,7 +230,7 @@ def test_other_captcha_styles_train_and_evaluate(tmp_path, spec, alphabet):
     index = read_shard_index(store, built["cache_key"])
     import tensorflow as tf
 
-    record = next(iter(tf.data.TFRecordDataset(str(store.root / index["files"]["train"][0]))))
+    record = next(iter(tf.data.TFRecordDataset(str(store.root / index["files"]["train"][0]["key"]))))
     pixels = np.frombuffer(tf.train.Example.FromString(record.numpy()).features.feature["image"]
                            .bytes_list.value[0], dtype=np.uint8).reshape(32, 96)
     assert pixels[0, 0] > 200  # background (transparent or padded) is light
@@ -252,3 +252,63 @@ def test_the_tutorial_cnn_trains_evaluates_and_publishes(tmp_path):
     assert metrics["test_images"] > 0
     assert publish(cfg, store)["promoted"] is True
     assert store.exists(f"models/{cfg.run_key}/model.onnx")
+
+
+class JournalingStore(LocalStore):
+    """Records every write, in order, as (key, content), instead of making it."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.journal = []
+
+    def put_bytes(self, key, data):
+        self.journal.append((key, bytes(data)))
+
+    def upload_file(self, local_path, key):
+        with open(local_path, "rb") as f:
+            self.journal.append((key, f.read()))
+
+
+def test_publish_interrupted_at_any_write_leaves_latest_on_a_complete_model(trained, tmp_path):
+    """Every store write is atomic (a temporary name, then a rename), so a publish killed at any moment
+    leaves the store as it was plus its first k writes. For every k, latest.json must point at a
+    model whose files are all there and load."""
+    import shutil
+
+    import onnxruntime
+
+    cfg, store, results = trained
+    before = tmp_path / "before"
+    shutil.copytree(store.root, before)
+    (before / "runs" / "second").mkdir()
+    for stage in ("encode_labels", "train", "evaluate"):  # a second run of the same data and model
+        shutil.copy(before / "runs" / cfg.run_key / f"{stage}.json", before / "runs" / "second" / f"{stage}.json")
+    journal = JournalingStore(before)
+    publish(make_config(journal, run_key="second"), journal)
+    keys = [key for key, _ in journal.journal]
+    assert keys[-2:] == [LATEST, "runs/second/publish.json"]
+    for k in range(len(journal.journal) + 1):
+        state = tmp_path / f"after-{k}"
+        shutil.copytree(before, state)
+        for key, data in journal.journal[:k]:
+            (state / key).parent.mkdir(parents=True, exist_ok=True)
+            (state / key).write_bytes(data)
+        latest = json.loads((state / LATEST).read_text())
+        folder = state / latest["folder"]
+        assert latest["version"] == ("second" if k > keys.index(LATEST) else cfg.run_key), k
+        for name in ("model.keras", "model.onnx", "model.json", "alphabet.json", "metrics.json", "model_card.md"):
+            assert (folder / name).is_file(), (k, name)
+        onnxruntime.InferenceSession(str(folder / "model.onnx"))
+        shutil.rmtree(state)
+
+
+def test_a_model_with_code_in_it_is_refused_by_safe_mode(tmp_path):
+    import keras
+
+    from tasks.model import load_model
+
+    inputs = keras.Input((4,))
+    hostile = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    hostile.save(tmp_path / "hostile.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        load_model(tmp_path / "hostile.keras")
