@@ -11,9 +11,11 @@ import math
 
 
 def augment_batch(images, strength):
-    """Augmented copy of a batch of grey images (B, H, W, 1), values 0..255; strength 0 returns it as is."""
+    """Augmented float32 copy of a batch of grey images (B, H, W, 1), values 0..255 (uint8 or float);
+    strength 0 returns it as is."""
     import tensorflow as tf
 
+    images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
     batch, height, width = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
 

@@ -1,21 +1,35 @@
 """The tf.data input pipeline that reads TFRecord shards into training batches.
 
-files -> interleave(TFRecordDataset, AUTOTUNE) -> [cache] -> [shuffle] -> batch -> parse_example and
-reshape, vectorised over the batch, AUTOTUNE -> prefetch(AUTOTUNE).
+Cached (the data set fits a quarter of the machine's memory): files -> interleave(TFRecordDataset,
+AUTOTUNE) -> parse each record into uint8 pixels and label ids -> cache -> [shuffle] -> batch ->
+[one-hot labels for cnn] -> [augment] -> prefetch. After the first epoch a batch costs a copy: no
+parsing, no decoding. Pixels stay uint8 (a quarter of float32's bytes); the model casts them.
+Streamed (larger sets): files -> interleave -> [shuffle] -> batch -> parse_example vectorised over the
+batch -> the same finish.
 """
 from __future__ import annotations
 
-CACHE_BYTES = 1 << 30  # records are cached in memory only while they fit in this
+import os
+
+
+def cache_limit_bytes() -> int:
+    """Records are cached in memory only while they fit in a quarter of the machine's memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
 
 
 def make_dataset(files: list[str], *, height: int, width: int, max_length: int, num_classes: int, arch: str,
                  batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False,
                  count: int | None = None, augment_strength=None):
-    """Batches of (images float32 (B, H, W, 1) in 0..255, targets) for a model of architecture `arch`.
+    """Batches of (images (B, H, W, 1), uint8 0..255, float32 once augmented; targets) for a model of
+    architecture `arch`.
 
     Targets are label ids padded with 0 to max_length (crnn) or their one-hot matrices (cnn).
-    Records are cached in memory after the first pass when `cache` is set and they fit CACHE_BYTES;
-    larger sets stream from the shard files every epoch. With `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
+    With `cache` (and `count` known and small enough, see cache_limit_bytes) the decoded records are
+    kept in memory after the first pass; larger sets stream from the shard files every epoch. With
+    `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
     number of records, lets Keras know the epoch length (and is checked while reading).
     `augment_strength`, a tf.Variable, turns on tasks.augment for training batches.
     """
@@ -28,15 +42,18 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         "sha256": tf.io.FixedLenFeature([], tf.string),
     }
 
-    def parse(records):
-        parsed = tf.io.parse_example(records, spec)
-        images = tf.io.decode_raw(parsed["image"], tf.uint8)
-        images = tf.cast(tf.reshape(images, [-1, height, width, 1]), tf.float32)
-        ids = tf.sparse.to_dense(parsed["label"], default_value=0)
-        ids = tf.pad(ids, [[0, 0], [0, max_length - tf.shape(ids)[1]]])
-        ids = tf.cast(tf.reshape(ids, [-1, max_length]), tf.int32)
+    def parse(records, shape):
+        """uint8 pixels, int32 ids padded to max_length, hashes: of one record (shape []) or a batch."""
+        parsed = tf.io.parse_example(records, spec) if shape else tf.io.parse_single_example(records, spec)
+        images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), shape + [height, width, 1])
+        ids = tf.cast(tf.sparse.to_dense(parsed["label"], default_value=0), tf.int32)
+        pad = [[0, 0]] * len(shape) + [[0, max_length - tf.shape(ids)[-1]]]
+        ids = tf.reshape(tf.pad(ids, pad), shape + [max_length])
+        return images, ids, parsed["sha256"]
+
+    def finish(images, ids, hashes):
         targets = tf.one_hot(ids, num_classes) if arch == "cnn" else ids
-        return (images, targets, parsed["sha256"]) if with_sha256 else (images, targets)
+        return (images, targets, hashes) if with_sha256 else (images, targets)
 
     files_ds = tf.data.Dataset.from_tensor_slices(list(files))
     if training:
@@ -45,11 +62,16 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
                                   num_parallel_calls=autotune, deterministic=not training)
     if count is not None:
         records = records.apply(tf.data.experimental.assert_cardinality(count))
-    if cache and count is not None and count * (height * width + 100) <= CACHE_BYTES:
-        records = records.cache()
-    if training:
-        records = records.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    batches = records.batch(batch_size).map(parse, num_parallel_calls=autotune)
+    if cache and count is not None and count * (height * width + 200) <= cache_limit_bytes():
+        elements = records.map(lambda record: parse(record, []), num_parallel_calls=autotune).cache()
+        if training:
+            elements = elements.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+        batches = elements.batch(batch_size)
+    else:
+        if training:
+            records = records.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+        batches = records.batch(batch_size).map(lambda records: parse(records, [-1]), num_parallel_calls=autotune)
+    batches = batches.map(finish, num_parallel_calls=autotune)
     if training and augment_strength is not None:
         from tasks.augment import augment_batch
 

@@ -22,14 +22,15 @@ import json
 import logging
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.catalog import Catalog
 from tasks.config import PipelineConfig
 from tasks.images import ImageRejected, decode_image
-from tasks.parallel import bounded_map
+from tasks.parallel import CpuPool, bounded_map
 from tasks.runs import write_stage_result
 from tasks.sources import SourceError, SourceItem, iter_source
 from tasks.storage import MissingObjectError, ObjectStore
@@ -70,9 +71,9 @@ def check_label(label: str | None, alphabet: str, max_length: int) -> str | None
     return None
 
 
-def check_item(item: SourceItem, alphabet: str, max_length: int, known: dict | None = None) -> CheckedImage:
-    """Read, decode and validate one source item; any problem is returned, never raised. `known`, the
-    item's ledger entry, stands in for reading it."""
+def check_item(item: SourceItem, alphabet: str, max_length: int, known: dict | None, cpu: Executor) -> CheckedImage:
+    """Read and validate one source item, decoding and hashing it on `cpu`; any problem is returned,
+    never raised. `known`, the item's ledger entry, stands in for reading it."""
     if item.problem:
         return CheckedImage(item, problem=item.problem)
     problem = check_label(item.label, alphabet, max_length)
@@ -82,10 +83,21 @@ def check_item(item: SourceItem, alphabet: str, max_length: int, known: dict | N
         return CheckedImage(item, known["sha256"], known["ext"], known["width"], known["height"], unchanged=True)
     try:
         data = item.read()
-        image, ext = decode_image(data)
-    except (ImageRejected, SourceError, OSError) as error:
+    except (SourceError, OSError) as error:
         return CheckedImage(item, problem=str(error))
-    return CheckedImage(item, hashlib.sha256(data).hexdigest(), ext, image.width, image.height, data)
+    inspected = cpu.submit(inspect_image, data).result()
+    if isinstance(inspected, str):
+        return CheckedImage(item, problem=inspected)
+    return CheckedImage(item, *inspected, data=data)
+
+
+def inspect_image(data: bytes) -> tuple[str, str, int, int] | str:
+    """(sha256, extension, width, height) of an image, or why it is refused; runs in worker processes."""
+    try:
+        image, ext = decode_image(data)
+    except ImageRejected as error:
+        return str(error)
+    return hashlib.sha256(data).hexdigest(), ext, image.width, image.height
 
 
 def source_id(source: str) -> str:
@@ -159,11 +171,21 @@ def _scan_source(cfg, store, catalog: Catalog, s3_options, workers: int, quarant
         for item in items:
             yield item, catalog.ledger_entry(item.name, item.fingerprint, item.label)
 
+    uploads: deque = deque()
+
+    def store_image(key: str, data: bytes) -> bool:
+        if store.exists(key):
+            return False
+        store.put_bytes(key, data)
+        return True
+
     try:
         items = with_ledger(iter_source(cfg.source, s3_options))
-        with ThreadPoolExecutor(workers) as pool:
-            check = lambda pair: check_item(pair[0], cfg.alphabet, cfg.max_label_length, pair[1])  # noqa: E731
-            for checked in bounded_map(pool, check, items, 4 * workers):
+        # Threads read (I/O) and wait for worker processes that decode and hash (CPU); a pool of
+        # threads uploads new images while the next ones are checked.
+        with CpuPool() as cpu, ThreadPoolExecutor(workers) as readers, ThreadPoolExecutor(workers) as uploaders:
+            check = lambda pair: check_item(pair[0], cfg.alphabet, cfg.max_label_length, pair[1], cpu)  # noqa: E731
+            for checked in bounded_map(readers, check, items, 4 * workers):
                 seen += 1
                 name, label, sha = checked.item.name, checked.item.label, checked.sha256
                 if checked.problem:
@@ -193,9 +215,12 @@ def _scan_source(cfg, store, catalog: Catalog, s3_options, workers: int, quarant
                     catalog.add_name(sha, name)
                     continue
                 catalog.add_found(entry)
-                if stored_label is None and not store.exists(f"raw/{sha}.{checked.ext}"):
-                    store.put_bytes(f"raw/{sha}.{checked.ext}", checked.data)
-                    written += 1
+                if stored_label is None:
+                    uploads.append(uploaders.submit(store_image, f"raw/{sha}.{checked.ext}", checked.data))
+                    while len(uploads) > 4 * workers:
+                        written += uploads.popleft().result()
+            while uploads:
+                written += uploads.popleft().result()
     except SourceError as error:
         raise IngestError(f"cannot read source {cfg.source!r}: {error}") from None
     return {"seen": seen, "refused": refused, "unchanged": unchanged, "new_objects": written}

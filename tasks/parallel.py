@@ -1,8 +1,11 @@
-"""Streaming parallel map: many items in flight, never the whole input in memory."""
+"""Streaming parallel maps: many items in flight, never the whole input in memory, on every core."""
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 from collections import deque
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -18,3 +21,34 @@ def bounded_map(pool: Executor, function: Callable[[T], R], items: Iterable[T], 
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+PROCESSES_FROM = 500  # below this many items, starting worker processes costs more than it saves
+
+
+class CpuPool(Executor):
+    """For CPU-bound work on picklable items (decoding, hashing, resizing): threads for the first
+    PROCESSES_FROM items, then one process per core, so large jobs run on every core instead of one
+    item at a time under the GIL. Stays on threads where this process may not start children (a
+    daemonic worker process)."""
+
+    def __init__(self):
+        self.workers = os.cpu_count() or 1
+        self.threads = ThreadPoolExecutor(self.workers)
+        self.processes: ProcessPoolExecutor | None = None
+        self.submitted = 0
+        self.lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self.lock:
+            self.submitted += 1
+            if (self.processes is None and self.submitted > PROCESSES_FROM
+                    and not multiprocessing.current_process().daemon):
+                self.processes = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = self.processes or self.threads
+        return pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.threads.shutdown(wait, cancel_futures=cancel_futures)
+        if self.processes:
+            self.processes.shutdown(wait, cancel_futures=cancel_futures)

@@ -27,7 +27,7 @@ from typing import Iterator
 
 from tasks.images import preprocess_bytes
 from tasks.labels import SPLITS
-from tasks.parallel import bounded_map
+from tasks.parallel import CpuPool, bounded_map
 from tasks.runs import read_stage_result, write_stage_result
 from tasks.storage import MissingObjectError, ObjectStore
 
@@ -55,16 +55,39 @@ def shard_index_key(cache_key: str) -> str:
     return f"shards/sets/{cache_key}.json"
 
 
-def serialize_example(pixels, ids: list[int], sha256: str) -> bytes:
-    """One tf.train.Example: raw pixels, label ids, content hash."""
-    import tensorflow as tf
+def serialize_example(pixels: bytes, ids: list[int], sha256: str) -> bytes:
+    """One serialized tf.train.Example (features image: raw pixels, label: ids, sha256), encoded
+    without TensorFlow so worker processes need not import it."""
+    features = b"".join(_map_entry(key, feature) for key, feature in (
+        ("image", _field(1, _field(1, pixels))),
+        ("label", _field(3, _field(1, b"".join(_varint(i) for i in ids)))),
+        ("sha256", _field(1, _field(1, sha256.encode()))),
+    ))
+    return _field(1, features)
 
-    feature = {
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pixels.tobytes()])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=ids)),
-        "sha256": tf.train.Feature(bytes_list=tf.train.BytesList(value=[sha256.encode()])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _map_entry(key: str, feature: bytes) -> bytes:
+    return _field(1, _field(1, key.encode()) + _field(2, feature))
+
+
+def encode_record(job: tuple[bytes, list[int], str, int, int]) -> bytes:
+    """(image bytes, label ids, sha256, height, width) -> the shard record; runs in worker processes."""
+    data, ids, sha256, height, width = job
+    return serialize_example(preprocess_bytes(data, height, width).tobytes(), ids, sha256)
 
 
 def shard_count(images: int, height: int, width: int, min_files: int = MIN_FILES) -> int:
@@ -152,13 +175,15 @@ def _write_new_shards(store: ObjectStore, rows: Iterator[dict], counts: dict, fa
     writers = {split: _SplitWriter(workdir, split, shard_count(counts[split], height, width, min_files))
                for split in SPLITS if counts[split]}
 
-    def prepare(row: dict) -> tuple[str, bytes]:
-        data = store.get_bytes(f"raw/{row['sha256']}.{row['ext']}")
-        return row["split"], serialize_example(preprocess_bytes(data, height, width), row["ids"], row["sha256"])
+    with CpuPool() as cpu:
+        def prepare(row: dict) -> tuple[str, bytes]:
+            # A thread fetches the image (I/O); a worker process decodes, resizes and encodes it (CPU).
+            data = store.get_bytes(f"raw/{row['sha256']}.{row['ext']}")
+            return row["split"], cpu.submit(encode_record, (data, row["ids"], row["sha256"], height, width)).result()
 
-    with ThreadPoolExecutor(workers) as pool:
-        for split, record in bounded_map(pool, prepare, rows, 8 * workers):
-            writers[split].write(record)
+        with ThreadPoolExecutor(workers) as io_pool:
+            for split, record in bounded_map(io_pool, prepare, rows, 8 * workers):
+                writers[split].write(record)
     return {split: _upload(store, family, writers[split].close()) if split in writers else [] for split in SPLITS}
 
 
