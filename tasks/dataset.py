@@ -5,7 +5,7 @@ AUTOTUNE) -> parse each record into uint8 pixels and label ids -> cache -> [shuf
 [one-hot labels for cnn] -> [augment] -> prefetch. After the first epoch a batch costs a copy: no
 parsing, no decoding. Pixels stay uint8 (a quarter of float32's bytes); the model casts them.
 Streamed (larger sets): files -> interleave -> [shuffle] -> batch -> parse_example vectorised over the
-batch -> the same finish.
+batch -> the same last steps.
 """
 from __future__ import annotations
 
@@ -43,17 +43,17 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
     }
 
     def parse(records, shape):
-        """uint8 pixels, int32 ids padded to max_length, hashes: of one record (shape []) or a batch."""
+        """uint8 pixels and int32 ids padded to max_length (and hashes if wanted) of one record
+        (shape []) or of a batch of them (shape [-1])."""
         parsed = tf.io.parse_example(records, spec) if shape else tf.io.parse_single_example(records, spec)
         images = tf.reshape(tf.io.decode_raw(parsed["image"], tf.uint8), shape + [height, width, 1])
         ids = tf.cast(tf.sparse.to_dense(parsed["label"], default_value=0), tf.int32)
         pad = [[0, 0]] * len(shape) + [[0, max_length - tf.shape(ids)[-1]]]
         ids = tf.reshape(tf.pad(ids, pad), shape + [max_length])
-        return images, ids, parsed["sha256"]
+        return (images, ids, parsed["sha256"]) if with_sha256 else (images, ids)
 
-    def finish(images, ids, hashes):
-        targets = tf.one_hot(ids, num_classes) if arch == "cnn" else ids
-        return (images, targets, hashes) if with_sha256 else (images, targets)
+    def one_hot(images, ids, *hashes):
+        return (images, tf.one_hot(ids, num_classes), *hashes)
 
     files_ds = tf.data.Dataset.from_tensor_slices(list(files))
     if training:
@@ -71,7 +71,8 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         if training:
             records = records.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
         batches = records.batch(batch_size).map(lambda records: parse(records, [-1]), num_parallel_calls=autotune)
-    batches = batches.map(finish, num_parallel_calls=autotune)
+    if arch == "cnn":
+        batches = batches.map(one_hot, num_parallel_calls=autotune)
     if training and augment_strength is not None:
         from tasks.augment import augment_batch
 

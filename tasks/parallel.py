@@ -44,7 +44,10 @@ class CpuPool(Executor):
             self.submitted += 1
             if (self.processes is None and self.submitted > PROCESSES_FROM
                     and not multiprocessing.current_process().daemon):
-                self.processes = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                # fork: spawn and forkserver re-import the caller's main module, which breaks any
+                # script that calls a stage without an `if __name__ == "__main__"` guard. The
+                # children only run pure functions (decode, resize, hash), never the parent's threads.
+                self.processes = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
             pool = self.processes or self.threads
         return pool.submit(fn, *args, **kwargs)
 
