@@ -12,9 +12,11 @@ Prints one JSON object per line as each figure is measured; the last line holds 
   prefetch) on the same images, and their ratio; both consumed in the graph, as a training loop
   does (python_loop: the same consumed batch by batch from Python, whose own overhead per batch
   then dominates); input_augmented_images_per_s with augmentation on;
-- steps_per_s_real / steps_per_s_memory: training steps per second fed by the real pipeline and by
-  the same batches held in memory, and their ratio;
-- peak_rss_mb_ingest / peak_rss_mb_build_shards: each stage's peak memory, run in its own process;
+- steps: training steps per second fed by the real pipeline (augmentation on, as in training) and
+  by the same batches held in memory, and their ratio; steps_unaugmented: the same without
+  augmentation (the reading, parsing and batching alone);
+- peak_rss_mb_ingest / peak_rss_mb_build_shards: each stage's peak memory, run in its own process
+  (and the largest of its worker processes, *_workers);
 - incremental: ingest + encode_labels + build_shards after 1% new images arrive, against the full
   build of the other 99%.
 """
@@ -52,11 +54,14 @@ else:
     from tasks.runtime import import_tensorflow
     from tasks.shards import build_shards as run
     import_tensorflow()  # a fixed cost of the process, not of the work measured
-started, cpu = time.perf_counter(), time.process_time()
+def cpu_seconds():  # this process and its finished worker processes
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+started, cpu = time.perf_counter(), cpu_seconds()
 result = run(cfg, store)
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print("RESULT", json.dumps({"result": result, "wall_s": time.perf_counter() - started,
-                            "cpu_s": time.process_time() - cpu, "peak_rss_mb": usage.ru_maxrss / 1024}))
+usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print("RESULT", json.dumps({"result": result, "wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu,
+                            "peak_rss_mb": usage.ru_maxrss / 1024, "peak_rss_mb_workers": workers.ru_maxrss / 1024}))
 """
 
 
@@ -147,18 +152,24 @@ def measure_input(store: LocalStore, cfg: PipelineConfig, image_paths: list[str]
                              augment_strength=strength, **shape)
     emit(figures, input_augmented_images_per_s=images_per_s(augmented, train_images)["in_graph"])
 
-    real = augmented.repeat()
-    full_batches = real.filter(lambda images, targets: tf.shape(images)[0] == BATCH).take(steps)
-    in_memory = tf.data.Dataset.from_tensor_slices(
-        tuple(tf.stack(part) for part in zip(*full_batches))).repeat()
     model = build_model("crnn", index["height"], index["width"], index["max_length"], index["num_classes"])
+    emit(figures, steps=steps_ratio(model, augmented, steps))
+    emit(figures, steps_unaugmented=steps_ratio(model, ours, steps))
+
+
+def steps_ratio(model, dataset, steps: int) -> dict:
+    """Training steps per second fed by `dataset` and by the same batches held in memory."""
+    import tensorflow as tf
+
+    real = dataset.repeat()
+    full_batches = real.filter(lambda images, targets: tf.shape(images)[0] == BATCH).take(steps)
+    in_memory = tf.data.Dataset.from_tensor_slices(tuple(tf.stack(part) for part in zip(*full_batches))).repeat()
     # Alternating rounds, medians: on a shared machine one round of each can differ by a third.
     rounds = [(steps_per_s(model, real, steps), steps_per_s(model, in_memory, steps)) for _ in range(3)]
     real_rate = statistics.median(r for r, _ in rounds)
     memory_rate = statistics.median(m for _, m in rounds)
-    emit(figures, steps_per_s_real=round(real_rate, 2), steps_per_s_memory=round(memory_rate, 2),
-         steps_ratio=round(real_rate / memory_rate, 3),
-         steps_rounds=[[round(r, 2), round(m, 2)] for r, m in rounds])
+    return {"real": round(real_rate, 2), "memory": round(memory_rate, 2), "ratio": round(real_rate / memory_rate, 3),
+            "rounds": [[round(r, 2), round(m, 2)] for r, m in rounds]}
 
 
 def main() -> None:
@@ -200,10 +211,12 @@ def main() -> None:
         cfg = PipelineConfig(run_key="full", store=store.uri, **base)
         full = {stage: run_stage(stage, cfg) for stage in ("ingest", "encode_labels", "build_shards")}
         emit(figures, ingest_file_images_per_s=round(full["ingest"]["result"]["seen"] / full["ingest"]["wall_s"], 1),
-             ingest_cpu_use=cpu_use(full["ingest"]), peak_rss_mb_ingest=round(full["ingest"]["peak_rss_mb"], 1))
+             ingest_cpu_use=cpu_use(full["ingest"]), peak_rss_mb_ingest=round(full["ingest"]["peak_rss_mb"], 1),
+             peak_rss_mb_ingest_workers=round(full["ingest"]["peak_rss_mb_workers"], 1))
         built = full["build_shards"]
         emit(figures, build_shards_images_per_s=round(built["result"]["images"] / built["wall_s"], 1),
-             build_shards_cpu_use=cpu_use(built), peak_rss_mb_build_shards=round(built["peak_rss_mb"], 1))
+             build_shards_cpu_use=cpu_use(built), peak_rss_mb_build_shards=round(built["peak_rss_mb"], 1),
+             peak_rss_mb_build_shards_workers=round(built["peak_rss_mb_workers"], 1))
 
         for path in later.iterdir():
             path.rename(landing / path.name)
