@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--baseline", action="store_true", help="run the tutorial recipe first, on the same data")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # the stages' lines, to stderr
     if args.baseline:
         done = subprocess.run([sys.executable, str(TUTORIAL), str(args.data)], capture_output=True, text=True,
                               check=True)

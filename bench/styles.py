@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import tempfile
 import time
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # the stages' lines, to stderr
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-styles-") as tmp:
         for name in args.styles:  # a store per style: a store's data set grows with every source ingested
