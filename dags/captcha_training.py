@@ -58,6 +58,9 @@ PARAMS = {
                       description="Characters labels may use; empty: read off the data"),
     "max_label_length": Param(DEFAULTS["max_label_length"], type="integer", minimum=1, maximum=64,
                               title="Longest label", description="Longer labels are refused at ingest"),
+    "label_length": Param(DEFAULTS["label_length"], type="integer", minimum=0, maximum=64, title="Label length",
+                          description="Every label has exactly this many characters, others are refused at "
+                                      "ingest; 0: any length up to the longest label"),
     "max_refused_fraction": Param(DEFAULTS["max_refused_fraction"], type="number", minimum=0, maximum=0.99,
                                   title="Refused-fraction limit",
                                   description="Ingest fails when more than this fraction of images is refused"),

@@ -40,6 +40,7 @@ class PipelineConfig:
     width: int = 200
     alphabet: str = ""
     max_label_length: int = 16
+    label_length: int = 0
     max_refused_fraction: float = 0.2
     min_accuracy: float = 0.5
     val_fraction: float = 0.1
@@ -83,6 +84,7 @@ class PipelineConfig:
         _require_int(self, "width", 8, 4096)
         _require_int(self, "seed", 0, 2**31 - 1)
         _require_int(self, "max_label_length", 1, 64)
+        _require_int(self, "label_length", 0, self.max_label_length)
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"arch {self.arch!r} is unknown; choose one of {list(ARCHITECTURES)}")
         if not isinstance(self.force, bool):

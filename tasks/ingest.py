@@ -55,28 +55,30 @@ class CheckedImage:
     unchanged: bool = False  # known from the ledger; not read
 
 
-def check_label(label: str | None, alphabet: str, max_length: int) -> str | None:
-    """Why `label` is unusable, or None."""
+def check_label(label: str | None, cfg: PipelineConfig) -> str | None:
+    """Why `label` is unusable under cfg's alphabet and length rules, or None."""
     if label is None:
         return "no label: the file is not listed in labels.csv"
     if not label:
         return "empty label"
-    if len(label) > max_length:
-        return f"label {label!r} is longer than max_label_length ({max_length})"
+    if len(label) > cfg.max_label_length:
+        return f"label {label!r} is longer than max_label_length ({cfg.max_label_length})"
+    if cfg.label_length and len(label) != cfg.label_length:
+        return f"label {label!r} has {len(label)} characters, not the label_length of {cfg.label_length}"
     if any(not c.isprintable() or c.isspace() for c in label):
         return f"label {label!r} has spaces or unprintable characters"
-    outside = sorted(set(label) - set(alphabet)) if alphabet else []
+    outside = sorted(set(label) - set(cfg.alphabet)) if cfg.alphabet else []
     if outside:
         return f"label {label!r} has characters outside the alphabet: {''.join(outside)!r}"
     return None
 
 
-def check_item(item: SourceItem, alphabet: str, max_length: int, known: dict | None, cpu: Executor) -> CheckedImage:
+def check_item(item: SourceItem, cfg: PipelineConfig, known: dict | None, cpu: Executor) -> CheckedImage:
     """Read and validate one source item, decoding and hashing it on `cpu`; any problem is returned,
     never raised. `known`, the item's ledger entry, stands in for reading it."""
     if item.problem:
         return CheckedImage(item, problem=item.problem)
-    problem = check_label(item.label, alphabet, max_length)
+    problem = check_label(item.label, cfg)
     if problem:
         return CheckedImage(item, problem=problem)
     if known:
@@ -184,7 +186,7 @@ def _scan_source(cfg, store, catalog: Catalog, s3_options, workers: int, quarant
         # Threads read (I/O) and wait for worker processes that decode and hash (CPU); a pool of
         # threads uploads new images while the next ones are checked.
         with CpuPool() as cpu, ThreadPoolExecutor(workers) as readers, ThreadPoolExecutor(workers) as uploaders:
-            check = lambda pair: check_item(pair[0], cfg.alphabet, cfg.max_label_length, pair[1], cpu)  # noqa: E731
+            check = lambda pair: check_item(pair[0], cfg, pair[1], cpu)  # noqa: E731
             for checked in bounded_map(readers, check, items, 4 * workers):
                 seen += 1
                 name, label, sha = checked.item.name, checked.item.label, checked.sha256

@@ -99,3 +99,20 @@ def test_non_utf8_and_very_long_file_names_are_refused_not_fatal(local_store, ti
     [odd_name] = set(reasons) - {"7" * 250 + ".png"}
     assert "has spaces or unprintable characters" in reasons[odd_name]
     assert summary["stored"] == 48
+
+
+def test_labels_of_another_length_are_refused_where_the_length_is_fixed(local_store, tmp_path):
+    from conftest import write_synthetic
+
+    folder = tmp_path / "mixed"
+    write_synthetic(folder, "synthetic://?count=12&length=3-5&seed=4")
+    summary = ingest(make_config(local_store, source=str(folder), label_length=4, max_refused_fraction=0.99),
+                     local_store)
+    refused = {q["name"]: q["reason"] for q in quarantine_of(local_store, summary)}
+    for name, reason in refused.items():
+        label = name.split("_")[0]
+        assert len(label) != 4
+        assert reason == f"label {label!r} has {len(label)} characters, not the label_length of 4"
+    kept = list(local_store.iter_jsonl(summary["manifest"]))
+    assert kept and all(len(e["label"]) == 4 for e in kept)
+    assert summary["seen"] == 12 == len(kept) + len(refused)

@@ -109,3 +109,19 @@ def test_plain_file_that_is_not_an_archive(tmp_path):
     path.write_bytes(b"1")
     with pytest.raises(SourceError, match="not a .zip"):
         check_source(str(path))
+
+
+def test_zip_entry_that_unpacks_too_large_is_refused_without_unpacking(tmp_path):
+    import zipfile
+
+    from tasks.sources import MAX_FILE_BYTES, iter_zip
+
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big7.png", b"\0" * (MAX_FILE_BYTES + 1))  # compresses to a few kilobytes
+        zf.writestr("ok8.png", b"not checked here")
+    assert archive.stat().st_size < 100_000
+    items = {item.name: item for item in iter_zip(archive)}
+    assert items["big7.png"].problem == (f"archive entry is {MAX_FILE_BYTES + 1} bytes unpacked, over the "
+                                         f"{MAX_FILE_BYTES}-byte limit")
+    assert items["ok8.png"].problem is None
