@@ -22,7 +22,7 @@ def cache_limit_bytes() -> int:
 
 def make_dataset(files: list[str], *, height: int, width: int, max_length: int, num_classes: int, arch: str,
                  batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False,
-                 count: int | None = None, augment_strength=None):
+                 count: int | None = None, augment_strength=None, float_pixels: bool = False):
     """Batches of (images (B, H, W, 1), uint8 0..255, float32 once augmented; targets) for a model of
     architecture `arch`.
 
@@ -31,7 +31,9 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
     kept in memory after the first pass; larger sets stream from the shard files every epoch. With
     `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
     number of records, lets Keras know the epoch length (and is checked while reading).
-    `augment_strength`, a tf.Variable, turns on tasks.augment for training batches.
+    `augment_strength`, a tf.Variable, turns on tasks.augment for training batches. `float_pixels`
+    casts pixels to float32 in the pipeline (needed under a multi-replica strategy, where Keras'
+    own cast of uint8 inputs fails on a replica that gets an empty part of a short last batch).
     """
     import tensorflow as tf
 
@@ -73,6 +75,8 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         batches = records.batch(batch_size).map(lambda records: parse(records, [-1]), num_parallel_calls=autotune)
     if arch == "cnn":
         batches = batches.map(one_hot, num_parallel_calls=autotune)
+    if float_pixels:
+        batches = batches.map(lambda images, *rest: (tf.cast(images, tf.float32), *rest), num_parallel_calls=autotune)
     if training and augment_strength is not None:
         from tasks.augment import augment_batch
 

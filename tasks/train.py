@@ -142,7 +142,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     strategy = strategy or training_strategy()
     batch_size = cfg.batch_size * strategy.num_replicas_in_sync
     shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
-                 num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size)
+                 num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size,
+                 float_pixels=strategy.num_replicas_in_sync > 1)
     counts = index["counts"]
     augment_strength = tf.Variable(0.0, trainable=False, name="augment_strength")
     train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"],
