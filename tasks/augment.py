@@ -1,13 +1,23 @@
-"""Augmentation suited to captchas, applied to training batches in the input pipeline.
+"""Augmentation suited to captchas, applied inside the model while it trains.
 
 Small affine jitter (shift, scale, rotation, shear), pixel noise and blur; never flips, which would
-change what the text says. Its strength is a variable that training turns up once the model has
-started to read (see `AugmentationSwitch`): from the first step it would only slow down the search
-for an alignment that CTC training has to make first.
+change what the text says. It is the model's first layer (`Augmentation`) and acts only in training
+calls, on the device that trains (the accelerator of a GPU worker), so the input pipeline stays a
+copy of cached batches and never holds the training step back. Inference calls, and the exported
+ONNX and SavedModel graphs, pass images through unchanged.
+
+Its strength is a weight of the layer that training turns up once the model has started to read
+(see `augmentation_switch`): from the first step it would only slow down the search for an alignment
+that CTC training has to make first.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+
+import keras
+
+LAYER_NAME = "augmentation"
 
 
 def augment_batch(images, strength):
@@ -48,14 +58,65 @@ def augment_batch(images, strength):
     return tf.clip_by_value(images + noise, 0.0, 255.0)
 
 
-def augmentation_switch(strength, threshold: float = 0.5):
-    """A callback that turns `strength` (a tf.Variable) to 1 once validation accuracy reaches
-    `threshold`, and leaves it there."""
-    import keras
+@keras.saving.register_keras_serializable(package="captcha")
+class Augmentation(keras.layers.Layer):
+    """`augment_batch` at the layer's `strength` (a non-trainable weight, 0 at first) in training calls;
+    a float32 cast otherwise. Always float32, whatever the model's precision policy."""
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        # The projective transform has no XLA kernel on every device; a model holding it is not jit-compiled.
+        self.supports_jit = False
+        self.strength = self.add_weight(shape=(), initializer="zeros", trainable=False, name="strength")
+
+    def call(self, images, training=None):
+        if not training:
+            return keras.ops.cast(images, "float32")
+        return augment_batch(images, self.strength)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def augmentation_layer(model) -> Augmentation | None:
+    """The model's Augmentation layer, or None for a model built without one."""
+    try:
+        layer = model.get_layer(LAYER_NAME)
+    except ValueError:
+        return None
+    return layer if isinstance(layer, Augmentation) else None
+
+
+@contextmanager
+def augmentation_paused(model):
+    """Training calls of `model` inside the block see clean images; the strength is restored after."""
+    layer = augmentation_layer(model)
+    if layer is None:
+        yield
+        return
+    strength = float(keras.ops.convert_to_numpy(layer.strength))
+    layer.strength.assign(0.0)
+    try:
+        yield
+    finally:
+        layer.strength.assign(strength)
+
+
+def augmentation_switch(threshold: float = 0.5):
+    """A callback that turns the model's augmentation strength to 1 once the model reads `threshold` of
+    its training images (`accuracy`, read without augmentation) or of the validation images, and leaves
+    it there (a resumed run keeps the strength its checkpoint saved). Watching the training images too
+    matters: a model that learns the training captchas by heart never reaches the threshold on the
+    validation ones, and without augmentation it never stops learning them by heart."""
 
     class AugmentationSwitch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if float(strength.numpy()) == 0.0 and (logs or {}).get("val_accuracy", 0.0) >= threshold:
-                strength.assign(1.0)
+            layer = augmentation_layer(self.model)
+            if layer is None or float(keras.ops.convert_to_numpy(layer.strength)) != 0.0:
+                return
+            logs = logs or {}
+            if max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= threshold:
+                layer.strength.assign(1.0)
 
     return AugmentationSwitch()

@@ -2,10 +2,11 @@
 
 Cached (the data set fits a quarter of the machine's memory): files -> interleave(TFRecordDataset,
 AUTOTUNE) -> parse each record into uint8 pixels and label ids -> cache -> [shuffle] -> batch ->
-[one-hot labels for cnn] -> [augment] -> prefetch. After the first epoch a batch costs a copy: no
-parsing, no decoding. Pixels stay uint8 (a quarter of float32's bytes); the model casts them.
-Streamed (larger sets): files -> interleave -> [shuffle] -> batch -> parse_example vectorised over the
-batch -> the same last steps.
+[one-hot labels for cnn] -> prefetch. After the first epoch a batch costs a copy: no parsing, no
+decoding; the shuffle draws new batches every epoch (batches kept from one epoch to the next made
+the model overfit in the accuracy benchmark). Streamed (larger sets): files -> interleave -> [shuffle] -> batch ->
+parse_example vectorised over the batch -> the same last steps. Pixels stay uint8 (a quarter of
+float32's bytes); the model casts them, and its first layer augments training batches.
 """
 from __future__ import annotations
 
@@ -22,16 +23,14 @@ def cache_limit_bytes() -> int:
 
 def make_dataset(files: list[str], *, height: int, width: int, max_length: int, num_classes: int, arch: str,
                  batch_size: int, training: bool, seed: int = 0, cache: bool = True, with_sha256: bool = False,
-                 count: int | None = None, augment_strength=None, float_pixels: bool = False):
-    """Batches of (images (B, H, W, 1), uint8 0..255, float32 once augmented; targets) for a model of
-    architecture `arch`.
+                 count: int | None = None, float_pixels: bool = False):
+    """Batches of (images (B, H, W, 1), uint8 0..255; targets) for a model of architecture `arch`.
 
     Targets are label ids padded with 0 to max_length (crnn) or their one-hot matrices (cnn).
     With `cache` (and `count` known and small enough, see cache_limit_bytes) the decoded records are
     kept in memory after the first pass; larger sets stream from the shard files every epoch. With
     `with_sha256`, each batch also carries the images' content hashes, for reports. `count`, the
-    number of records, lets Keras know the epoch length (and is checked while reading).
-    `augment_strength`, a tf.Variable, turns on tasks.augment for training batches. `float_pixels`
+    number of records, lets Keras know the epoch length (and is checked while reading). `float_pixels`
     casts pixels to float32 in the pipeline (needed under a multi-replica strategy, where Keras'
     own cast of uint8 inputs fails on a replica that gets an empty part of a short last batch).
     """
@@ -77,11 +76,6 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         batches = batches.map(one_hot, num_parallel_calls=autotune)
     if float_pixels:
         batches = batches.map(lambda images, *rest: (tf.cast(images, tf.float32), *rest), num_parallel_calls=autotune)
-    if training and augment_strength is not None:
-        from tasks.augment import augment_batch
-
-        batches = batches.map(lambda images, *rest: (augment_batch(images, augment_strength), *rest),
-                              num_parallel_calls=autotune)
     options = tf.data.Options()
     # Under a multi-worker strategy each worker reads its own shard files, never the same records.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE

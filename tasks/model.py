@@ -2,12 +2,13 @@
 
 - `cnn`: the reference tutorial's network: two conv/pool blocks, a 1000-unit dense layer and a softmax
   per character position, trained with categorical_crossentropy on one-hot labels.
-- `crnn`: conv blocks, two bidirectional LSTMs over the image columns and a CTC head that reads labels
-  of any length up to the time steps available. It outputs logits (CTC needs them, not probabilities).
+- `crnn`: conv blocks, two bidirectional LSTMs over the image columns (dropout around them) and a CTC
+  head that reads labels of any length up to the time steps available. It outputs logits (CTC needs
+  them, not probabilities).
 
 Both take raw grey pixels (0..255) of shape (height, width, 1) and scale them inside the model, so
-inference feeds the preprocessed image as it is. Augmentation happens in the input pipeline
-(tasks.augment), so the exported graph holds nothing but inference.
+inference feeds the preprocessed image as it is. Their first layer augments training batches
+(tasks.augment) and passes images through unchanged at inference.
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def _build_cnn(height: int, width: int, max_length: int, num_classes: int):
     import keras
     from keras import layers
 
+    from tasks.augment import LAYER_NAME, Augmentation
+
     return keras.Sequential([
         layers.Input((height, width, 1), name="image"),
+        Augmentation(name=LAYER_NAME),
         layers.Rescaling(1 / 255.0),
         layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
         layers.Conv2D(64, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
@@ -52,8 +56,11 @@ def _build_crnn(height: int, width: int, num_classes: int):
     import keras
     from keras import layers
 
+    from tasks.augment import LAYER_NAME, Augmentation
+
     inputs = layers.Input((height, width, 1), name="image")
-    x = layers.Rescaling(1 / 255.0)(inputs)
+    x = Augmentation(name=LAYER_NAME)(inputs)
+    x = layers.Rescaling(1 / 255.0)(x)
     for filters, pool in ((16, (2, 2)), (32, (2, 2)), (64, (2, 1))):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         # A short memory for the running statistics: with the default 0.99 they lag far behind the
@@ -64,8 +71,13 @@ def _build_crnn(height: int, width: int, num_classes: int):
     x = layers.Permute((2, 1, 3))(x)  # columns become time steps
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
     x = layers.Dense(128, activation="relu")(x)
+    # Dropout keeps the LSTMs from learning a thousand training captchas by heart before they learn to
+    # read; without it some initialisations never generalise. (Outside the LSTMs, so cuDNN still runs them.)
+    x = layers.Dropout(0.2)(x)
     x = layers.Bidirectional(layers.LSTM(128, return_sequences=True))(x)
+    x = layers.Dropout(0.25)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
+    x = layers.Dropout(0.25)(x)
     logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="crnn")
 
@@ -84,5 +96,7 @@ def ctc_loss(y_true, y_pred):
 def load_model(path, compile: bool = False):
     """Load a .keras model in Keras' safe mode (no arbitrary code); compile=True restores the optimizer."""
     import keras
+
+    import tasks.augment  # noqa: F401  registers the Augmentation layer for deserialisation
 
     return keras.models.load_model(path, custom_objects={"ctc_loss": ctc_loss}, compile=compile, safe_mode=True)

@@ -37,6 +37,7 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
     import keras
     import numpy as np
 
+    from tasks.augment import augmentation_paused
     from tasks.decoding import predict_dataset
 
     class RecalibrateNormalization(keras.callbacks.Callback):
@@ -50,8 +51,9 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
             self.forward = tf.function(lambda images: self.model(images, training=True))
 
         def on_test_begin(self, logs=None):
-            for images, _ in probe_ds:
-                self.forward(images)
+            with augmentation_paused(self.model):
+                for images, _ in probe_ds:
+                    self.forward(images)
 
     class SequenceAccuracy(keras.callbacks.Callback):
         """Full-captcha accuracy as `accuracy` (on a fixed sample of training images, read without
@@ -126,7 +128,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     multi-GPU worker. The global batch is `batch_size` per replica times the replicas."""
     from tasks.runtime import import_tensorflow, native_noise_filtered, training_strategy
 
-    tf = import_tensorflow()
+    import_tensorflow()
     import keras
 
     from tasks.augment import augmentation_switch
@@ -145,9 +147,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                  num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size,
                  float_pixels=strategy.num_replicas_in_sync > 1)
     counts = index["counts"]
-    augment_strength = tf.Variable(0.0, trainable=False, name="augment_strength")
-    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"],
-                            augment_strength=augment_strength, **shape)
+    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"], **shape)
     val_ds = make_dataset(files["val"], training=False, count=counts["val"], **shape)
     probe_ds = make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size))
     prefix = run_prefix(cfg.run_key)
@@ -168,7 +168,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
             time_limit(cfg.max_train_minutes),
-            augmentation_switch(augment_strength),
+            augmentation_switch(),
         ]
         with native_noise_filtered():
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,

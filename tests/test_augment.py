@@ -25,3 +25,25 @@ def test_augmentation_changes_images_but_keeps_them_valid():
     assert dark.any(axis=(1, 2)).all()
     columns = np.nonzero(dark.any(axis=1))[1]
     assert columns.min() >= 5 and columns.max() <= 90
+
+
+def test_layer_augments_training_calls_only_and_can_be_paused():
+    import keras
+
+    from tasks.augment import Augmentation, augmentation_layer, augmentation_paused, augmentation_switch
+
+    images = batch()
+    model = keras.Sequential([keras.layers.Input(images.shape[1:]), Augmentation(name="augmentation")])
+    layer = augmentation_layer(model)
+    assert np.allclose(model(images, training=True).numpy(), images, atol=1e-3)  # strength starts at 0
+    switch = augmentation_switch(threshold=0.5)
+    switch.set_model(model)
+    switch.on_epoch_end(0, {"accuracy": 0.3, "val_accuracy": 0.2})
+    assert float(layer.strength.numpy()) == 0.0
+    switch.on_epoch_end(1, {"accuracy": 0.6, "val_accuracy": 0.0})  # learning the training images by heart
+    assert float(layer.strength.numpy()) == 1.0
+    assert np.abs(model(images, training=True).numpy() - images).mean() > 1.0
+    assert np.array_equal(model(images, training=False).numpy(), images)  # inference: unchanged
+    with augmentation_paused(model):
+        assert np.allclose(model(images, training=True).numpy(), images, atol=1e-3)
+    assert float(layer.strength.numpy()) == 1.0
