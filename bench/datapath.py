@@ -12,10 +12,9 @@ Prints one JSON object per line as each figure is measured; the last line holds 
   prefetch) on the same images, and their ratio; both consumed in the graph, as a training loop
   does (python_loop: the same consumed batch by batch from Python, whose own overhead per batch
   then dominates);
-- steps: training steps per second fed by the real pipeline and by the same batches held in memory
-  (the best of 7 alternating rounds, the median ratio beside it),
-  and their ratio, with the model's augmentation on (as in training); steps_unaugmented: the same
-  with it off;
+- steps: training steps per second fed by the real pipeline and by the same batches held in memory,
+  and their ratio (the best of 7 alternating rounds, the median ratio beside it), with the model's
+  augmentation on (as in training); steps_unaugmented: the same with it off;
 - peak_rss_mb_ingest / peak_rss_mb_build_shards: each stage's peak memory, run in its own process
   (and the largest of its worker processes, *_workers);
 - incremental: ingest + encode_labels + build_shards after 1% new images arrive, against the full

@@ -3,10 +3,10 @@
 Cached (the data set fits a quarter of the machine's memory): files -> interleave(TFRecordDataset,
 AUTOTUNE) -> parse pairs of records into uint8 pixels and label ids -> cache -> [shuffle pairs] ->
 rebatch -> [one-hot labels for cnn] -> prefetch. After the first epoch a batch costs a copy: no
-parsing, no decoding, no autotuning; the shuffle draws new batches every epoch. Streamed (larger sets): files ->
-interleave -> [shuffle] -> batch -> parse_example vectorised over the batch -> the same last steps,
-autotuned. Pixels stay uint8 (a quarter of
-float32's bytes); the model casts them, and its first layer augments training batches.
+parsing, no decoding, no autotuning; the shuffle draws new batches every epoch. Streamed (larger
+sets): files -> interleave -> [shuffle] -> batch -> parse_example vectorised over the batch -> the
+same last steps, autotuned. Pixels stay uint8 (a quarter of float32's bytes); the model casts them,
+and its first layer augments training batches.
 """
 from __future__ import annotations
 
