@@ -90,22 +90,6 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
     return callbacks
 
 
-def time_limit(minutes: float):
-    """A callback that ends training after the epoch that passes `minutes` (0: never)."""
-    import keras
-
-    class TimeLimit(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.deadline = time.monotonic() + 60 * minutes
-
-        def on_epoch_end(self, epoch, logs=None):
-            if minutes and time.monotonic() >= self.deadline:
-                log.info("training time limit of %.1f minutes reached after epoch %d", minutes, epoch + 1)
-                self.model.stop_training = True
-
-    return TimeLimit()
-
-
 def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path):
     """(checkpoint path, epoch, history) of a matching checkpoint of this run, or None."""
     from tasks.storage import MissingObjectError
@@ -134,6 +118,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     from tasks.augment import augmentation_switch
     from tasks.dataset import make_dataset
     from tasks.model import build_model, load_model
+    from tasks.schedule import training_schedule
 
     started = time.perf_counter()
     shards = read_stage_result(store, cfg.run_key, "build_shards")
@@ -165,11 +150,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                                     index["num_classes"])
         initial_epoch, history = (resume[1], resume[2]) if resume else (0, {})
         callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, probe_ds, meta, workdir) + [
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
-            time_limit(cfg.max_train_minutes),
-            augmentation_switch(),
-        ]
+            *training_schedule(cfg.max_train_minutes), augmentation_switch()]
         with native_noise_filtered():
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself

@@ -1,0 +1,93 @@
+"""When training slows its learning rate and when it stops: the callbacks of the training schedule.
+
+A CTC model first spends a while on a plateau, emitting nothing while it searches for an alignment of
+its columns with the characters; its validation loss barely moves then. Halving the learning rate or
+stopping early on that flat stretch would slow or end the search, and dropout noise lengthens it, so
+all three wait until the model first reads (`after_first_reading`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+READING = 0.05  # full-captcha accuracy, on training or validation images, that counts as reading
+
+
+def training_schedule(max_minutes: float):
+    """The schedule's callbacks: from the first reading on, the model's dropout is on, the learning rate
+    halves after 5 epochs without a better validation loss and training stops after 20 (keeping the
+    best weights); and training ends after the epoch that passes `max_minutes` (0: no limit)."""
+    import keras
+
+    from tasks.dropout import dropout_starter
+
+    return [
+        after_first_reading([
+            dropout_starter(),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
+        ]),
+        time_limit(max_minutes),
+    ]
+
+
+def after_first_reading(callbacks: list, threshold: float = READING):
+    """A callback that passes epoch ends on to `callbacks` from the first epoch at which the model reads
+    `threshold` of the training (`accuracy`) or validation (`val_accuracy`) images; before that they
+    see nothing, so their patience starts counting only then."""
+    import keras
+
+    class AfterFirstReading(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.inner = callbacks
+            self.reading_since: int | None = None
+
+        def set_model(self, model):
+            super().set_model(model)
+            for callback in self.inner:
+                callback.set_model(model)
+
+        def set_params(self, params):
+            super().set_params(params)
+            for callback in self.inner:
+                callback.set_params(params)
+
+        def on_train_begin(self, logs=None):
+            for callback in self.inner:
+                callback.on_train_begin(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            if self.reading_since is None:
+                if max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) < threshold:
+                    return
+                self.reading_since = epoch
+                log.info("the model reads from epoch %d: learning-rate schedule and early stopping start",
+                         epoch + 1)
+            for callback in self.inner:
+                callback.on_epoch_end(epoch, logs)
+
+        def on_train_end(self, logs=None):
+            for callback in self.inner:
+                callback.on_train_end(logs)
+
+    return AfterFirstReading()
+
+
+def time_limit(minutes: float):
+    """A callback that ends training after the epoch that passes `minutes` (0: never)."""
+    import keras
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.deadline = time.monotonic() + 60 * minutes
+
+        def on_epoch_end(self, epoch, logs=None):
+            if minutes and time.monotonic() >= self.deadline:
+                log.info("training time limit of %.1f minutes reached after epoch %d", minutes, epoch + 1)
+                self.model.stop_training = True
+
+    return TimeLimit()
