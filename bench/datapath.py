@@ -57,11 +57,19 @@ else:
 def cpu_seconds():  # this process and its finished worker processes
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+def peak_mb():
+    # VmHWM is this program's own peak. ru_maxrss is not: Linux carries the peak of the memory a
+    # process had before exec into it, and a process started by vfork had its parent's.
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started, cpu = time.perf_counter(), cpu_seconds()
 result = run(cfg, store)
-usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+workers = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("RESULT", json.dumps({"result": result, "wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu,
-                            "peak_rss_mb": usage.ru_maxrss / 1024, "peak_rss_mb_workers": workers.ru_maxrss / 1024}))
+                            "peak_rss_mb": peak_mb(), "peak_rss_mb_workers": workers.ru_maxrss / 1024}))
 """
 
 

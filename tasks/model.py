@@ -2,9 +2,9 @@
 
 - `cnn`: the reference tutorial's network: two conv/pool blocks, a 1000-unit dense layer and a softmax
   per character position, trained with categorical_crossentropy on one-hot labels.
-- `crnn`: conv blocks, two bidirectional LSTMs over the image columns (dropout around them, from the
-  first reading on) and a CTC head that reads labels of any length up to the time steps available.
-  It outputs logits (CTC needs them, not probabilities).
+- `crnn`: conv blocks, two bidirectional LSTMs over the image columns (dropout around them) and a CTC
+  head that reads labels of any length up to the time steps available. It outputs logits (CTC needs
+  them, not probabilities).
 
 Both take raw grey pixels (0..255) of shape (height, width, 1) and scale them inside the model, so
 inference feeds the preprocessed image as it is. Their first layer augments training batches
@@ -57,7 +57,6 @@ def _build_crnn(height: int, width: int, num_classes: int):
     from keras import layers
 
     from tasks.augment import LAYER_NAME, Augmentation
-    from tasks.dropout import ScheduledDropout
 
     inputs = layers.Input((height, width, 1), name="image")
     x = Augmentation(name=LAYER_NAME)(inputs)
@@ -72,14 +71,13 @@ def _build_crnn(height: int, width: int, num_classes: int):
     x = layers.Permute((2, 1, 3))(x)  # columns become time steps
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
     x = layers.Dense(128, activation="relu")(x)
-    # Dropout keeps the LSTMs from learning a thousand training captchas by heart once they start to
-    # read; without it some initialisations never generalise. It starts at the first reading
-    # (tasks.dropout). Outside the LSTMs, so cuDNN still runs them.
-    x = ScheduledDropout(0.2)(x)
+    # Dropout keeps the LSTMs from learning a thousand training captchas by heart before they learn to
+    # read; without it some initialisations never generalise. (Outside the LSTMs, so cuDNN still runs them.)
+    x = layers.Dropout(0.2)(x)
     x = layers.Bidirectional(layers.LSTM(128, return_sequences=True))(x)
-    x = ScheduledDropout(0.25)(x)
+    x = layers.Dropout(0.25)(x)
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True))(x)
-    x = ScheduledDropout(0.25)(x)
+    x = layers.Dropout(0.25)(x)
     logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="crnn")
 
@@ -100,6 +98,5 @@ def load_model(path, compile: bool = False):
     import keras
 
     import tasks.augment  # noqa: F401  registers the Augmentation layer for deserialisation
-    import tasks.dropout  # noqa: F401  and ScheduledDropout
 
     return keras.models.load_model(path, custom_objects={"ctc_loss": ctc_loss}, compile=compile, safe_mode=True)

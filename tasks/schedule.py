@@ -2,8 +2,8 @@
 
 A CTC model first spends a while on a plateau, emitting nothing while it searches for an alignment of
 its columns with the characters; its validation loss barely moves then. Halving the learning rate or
-stopping early on that flat stretch would slow or end the search, and dropout noise lengthens it, so
-all three wait until the model first reads (`after_first_reading`).
+stopping early on that flat stretch would slow or end the search, so both wait until the model first
+reads (`after_first_reading`).
 """
 from __future__ import annotations
 
@@ -16,16 +16,13 @@ READING = 0.05  # full-captcha accuracy, on training or validation images, that 
 
 
 def training_schedule(max_minutes: float):
-    """The schedule's callbacks: from the first reading on, the model's dropout is on, the learning rate
-    halves after 5 epochs without a better validation loss and training stops after 20 (keeping the
-    best weights); and training ends after the epoch that passes `max_minutes` (0: no limit)."""
+    """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
+    without a better validation loss and training stops after 20 (keeping the best weights); and
+    training ends after the epoch that passes `max_minutes` (0: no limit)."""
     import keras
-
-    from tasks.dropout import dropout_starter
 
     return [
         after_first_reading([
-            dropout_starter(),
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
         ]),
