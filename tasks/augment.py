@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 import keras
 
+from tasks.schedule import reads
+
 LAYER_NAME = "augmentation"
 
 
@@ -115,8 +117,7 @@ def augmentation_switch(threshold: float = 0.5):
             layer = augmentation_layer(self.model)
             if layer is None or float(keras.ops.convert_to_numpy(layer.strength)) != 0.0:
                 return
-            logs = logs or {}
-            if max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= threshold:
+            if reads(logs, threshold):
                 layer.strength.assign(1.0)
 
     return AugmentationSwitch()

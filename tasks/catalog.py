@@ -22,8 +22,8 @@ class Catalog:
     def __init__(self, path: Path):
         self.db = sqlite3.connect(path, isolation_level=None)
         # A 2 MB page cache: the lookups are by content hash, so at random over the whole file, and a
-        # larger cache only holds more of a file the OS caches anyway; ingest's memory is this cap
-        # plus a constant, whatever the size of the data set.
+        # larger cache only holds more of a file the OS caches anyway, and grows ingest's memory
+        # with the data set up to its cap.
         self.db.executescript("""
             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2000;
             CREATE TABLE stored (sha256 TEXT PRIMARY KEY, label TEXT, name TEXT, ext TEXT, width INT, height INT);

@@ -15,6 +15,14 @@ log = logging.getLogger(__name__)
 READING = 0.05  # full-captcha accuracy, on training or validation images, that counts as reading
 
 
+def reads(logs: dict | None, threshold: float) -> bool:
+    """Whether an epoch's logs show the model reading `threshold` of its training images (`accuracy`,
+    read without augmentation) or of its validation images (`val_accuracy`). For crnn these are
+    full-captcha accuracies; for cnn, Keras' per-character accuracy."""
+    logs = logs or {}
+    return max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= threshold
+
+
 def training_schedule(max_minutes: float):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights); and
@@ -40,7 +48,7 @@ def after_first_reading(callbacks: list, threshold: float = READING):
         def __init__(self):
             super().__init__()
             self.inner = callbacks
-            self.reading_since: int | None = None
+            self.reading = False
 
         def set_model(self, model):
             super().set_model(model)
@@ -57,11 +65,10 @@ def after_first_reading(callbacks: list, threshold: float = READING):
                 callback.on_train_begin(logs)
 
         def on_epoch_end(self, epoch, logs=None):
-            logs = logs if logs is not None else {}
-            if self.reading_since is None:
-                if max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) < threshold:
+            if not self.reading:
+                if not reads(logs, threshold):
                     return
-                self.reading_since = epoch
+                self.reading = True
                 log.info("the model reads from epoch %d: learning-rate schedule and early stopping start",
                          epoch + 1)
             for callback in self.inner:
