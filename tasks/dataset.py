@@ -67,7 +67,10 @@ def make_dataset(files: list[str], *, height: int, width: int, max_length: int, 
         pairs = records.batch(2).map(parse, num_parallel_calls=autotune).cache()
         if training:
             pairs = pairs.shuffle(5_000, seed=seed, reshuffle_each_iteration=True)
-        batches = pairs.rebatch(batch_size)
+        # rebatch forgets the length; restated, Keras knows the epoch's steps from the first epoch on
+        # (otherwise it warns that the input "ran out of data" at the end of it).
+        batches = pairs.rebatch(batch_size).apply(
+            tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     else:
         if training:
             records = records.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)

@@ -117,7 +117,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
 
     from tasks.augment import augmentation_switch
     from tasks.dataset import make_dataset
-    from tasks.model import build_model, load_model
+    from tasks.model import build_model, load_model, wants_dropout
     from tasks.schedule import training_schedule
 
     started = time.perf_counter()
@@ -146,8 +146,11 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                 model = load_model(resume[0], compile=True)
                 log.info("resuming from the checkpoint of epoch %d", resume[1])
             else:
+                dropout = wants_dropout(counts["train"])
                 model = build_model(cfg.arch, index["height"], index["width"], index["max_length"],
-                                    index["num_classes"])
+                                    index["num_classes"], dropout=dropout)
+                if cfg.arch == "crnn":
+                    log.info("crnn %s dropout: %d training images", "with" if dropout else "without", counts["train"])
         initial_epoch, history = (resume[1], resume[2]) if resume else (0, {})
         callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, probe_ds, meta, workdir) + [
             *training_schedule(cfg.max_train_minutes), augmentation_switch()]

@@ -91,6 +91,19 @@ def test_train_resumes_from_its_checkpoint(trained, tmp_path):
     assert len(store.get_json("runs/20261129T000000/history.json")["loss"]) == 2
 
 
+def test_dropout_guards_small_training_sets_only(trained, tmp_path):
+    from tasks.model import DROPOUT_BELOW_IMAGES, build_model, load_model, wants_dropout
+
+    cfg, store, results = trained
+    store.download_file("runs/20261129T000000/model.keras", tmp_path / "model.keras")
+    trained_layers = [type(layer).__name__ for layer in load_model(tmp_path / "model.keras").layers]
+    assert trained_layers.count("Dropout") == 3  # 48 captchas: a small set
+    assert wants_dropout(DROPOUT_BELOW_IMAGES - 1) and not wants_dropout(DROPOUT_BELOW_IMAGES)
+    plain = build_model("crnn", 32, 96, 6, 11, dropout=False)
+    assert [type(layer).__name__ for layer in plain.layers] == [n for n in trained_layers if n != "Dropout"]
+    assert plain.count_params() == build_model("crnn", 32, 96, 6, 11).count_params()
+
+
 def test_evaluate_writes_metrics_and_predictions(trained):
     cfg, store, results = trained
     metrics = store.get_json(results["evaluate"]["metrics"])
