@@ -53,7 +53,9 @@ def augment_batch(images, strength):
 
     kernel = tf.constant([1.0, 2.0, 1.0]) / 4.0
     kernel = tf.reshape(tf.tensordot(kernel, kernel, axes=0), [3, 3, 1, 1])
-    blurred = tf.nn.depthwise_conv2d(images, kernel, [1, 1, 1, 1], "SAME")
+    # Edges padded with their own pixels: zero padding would darken a frame around every blurred image.
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
     blur = tf.cast(tf.random.uniform([batch, 1, 1, 1]) < 0.3 * strength, tf.float32)
     images = blur * blurred + (1.0 - blur) * images
     noise = tf.random.normal(tf.shape(images), stddev=6.0) * strength
