@@ -46,7 +46,7 @@ def train_in_a_process(cfg, store, how: str) -> dict:
     return json.loads(done.stdout.split("RESULT ", 1)[1])
 
 
-def test_mirrored_training_scales_the_batch_with_the_replicas(local_store, tmp_path):
+def test_mirrored_training_scales_the_batch_with_the_replicas(local_store):
     result = train_in_a_process(make_config(local_store, epochs=2, batch_size=4), local_store, "mirrored")
     assert result["replicas"] == 2 and result["global_batch_size"] == 8
     assert result["epochs"] == 2 and local_store.exists(result["model"])
