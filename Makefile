@@ -53,10 +53,10 @@ run: airflow-db
 	conf=$$($(PY) -c 'import json, os, sys; source, store = sys.argv[1:]; \
 	  conf = {"source": os.path.abspath(source) if os.path.exists(source) else source} if source else {}; \
 	  conf.update({"store": store} if store else {}); print(json.dumps(conf))' "$(SOURCE)" "$(STORE)"); \
-	store="$(STORE)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.config import default_store_uri; print(default_store_uri())'); \
+	store="$(STORE)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.pipeline.config import default_store_uri; print(default_store_uri())'); \
 	echo "captcha_training: run $$when, conf $$conf"; \
 	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \
-	echo; $(PY) -m tasks.report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
+	echo; $(PY) -m tasks.reporting.run_report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
 
 test: venv browser
 	$(PY) -m pytest

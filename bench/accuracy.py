@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.config import PipelineConfig
+from tasks.build_shards import build_shards
+from tasks.data.labels import split_of
+from tasks.encode_labels import encode_labels
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
-from tasks.labels import encode_labels, split_of
-from tasks.shards import build_shards
-from tasks.storage import LocalStore
+from tasks.pipeline.config import PipelineConfig
+from tasks.store import LocalStore
 from tasks.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,10 +62,10 @@ def latency_ms(reader, images: np.ndarray, repeats: int = 20) -> dict:
 
 def measure_latency(store: LocalStore, run_key: str, meta: dict, test_files: list[Path], workdir: Path) -> dict:
     """Prediction latency of the run's model with onnxruntime (one CPU thread) and with Keras."""
-    from tasks.export import export_onnx
-    from tasks.images import preprocess_bytes
-    from tasks.model import load_model
-    from tasks.predict import KerasReader, OnnxReader
+    from tasks.data.images import preprocess_bytes
+    from tasks.modelling.export import export_onnx
+    from tasks.modelling.saving import load_model
+    from tasks.serving.predict import KerasReader, OnnxReader
 
     keras_path = workdir / "model.keras"
     store.download_file(f"runs/{run_key}/model.keras", keras_path)

@@ -35,24 +35,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.config import PipelineConfig
-from tasks.storage import LocalStore
+from tasks.pipeline.config import PipelineConfig
+from tasks.store import LocalStore
 
 BATCH = 16
 STAGE_SCRIPT = """
 import json, resource, sys, time
-from tasks.config import PipelineConfig
-from tasks.storage import open_store
+from tasks.pipeline.config import PipelineConfig
+from tasks.store import open_store
 stage, settings, s3_options = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 cfg = PipelineConfig(**settings)
 store = open_store(cfg.store, s3_options)
 if stage == "ingest":
     from tasks.ingest import ingest as run
 elif stage == "encode_labels":
-    from tasks.labels import encode_labels as run
+    from tasks.encode_labels import encode_labels as run
 else:
-    from tasks.runtime import import_tensorflow
-    from tasks.shards import build_shards as run
+    from tasks.modelling.runtime import import_tensorflow
+    from tasks.build_shards import build_shards as run
     import_tensorflow()  # a fixed cost of the process, not of the work measured
 def cpu_seconds():  # this process and its finished worker processes
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -142,19 +142,19 @@ def steps_per_s(model, dataset, steps: int) -> float:
 def measure_input(store: LocalStore, cfg: PipelineConfig, image_paths: list[str], figures: dict,
                   steps: int) -> None:
     """Input pipeline against the tutorial's, and training steps fed by it against batches in memory."""
-    from tasks.runtime import import_tensorflow
+    from tasks.modelling.runtime import import_tensorflow
 
     import_tensorflow()
-    from tasks.augment import augmentation_layer, augmentation_paused
-    from tasks.dataset import make_dataset
-    from tasks.model import build_model
-    from tasks.runs import read_stage_result
-    from tasks.shards import local_shard_files, read_shard_index
+    from tasks.data.input_pipeline import make_dataset
+    from tasks.data.shards import local_shard_files, read_shard_index
+    from tasks.modelling.architectures import get_architecture
+    from tasks.modelling.augment import augmentation_layer, augmentation_paused
+    from tasks.pipeline.records import read_stage_result
 
     index = read_shard_index(store, read_stage_result(store, cfg.run_key, "build_shards")["cache_key"])
     files = local_shard_files(store, index, Path(tempfile.gettempdir()))
     shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
-                 num_classes=index["num_classes"], arch="crnn", batch_size=BATCH)
+                 num_classes=index["num_classes"], batch_size=BATCH)
     ours = make_dataset(files["train"], training=True, count=index["counts"]["train"], **shape)
     train_images = index["counts"]["train"]
     mine = images_per_s(ours, train_images)
@@ -165,7 +165,8 @@ def measure_input(store: LocalStore, cfg: PipelineConfig, image_paths: list[str]
                   "ratio": round(mine["in_graph_median"] / tutorial["in_graph_median"], 2)},
          python_loop={"input_images_per_s": mine["python_loop"], "tutorial_images_per_s": tutorial["python_loop"],
                       "ratio": round(mine["python_loop"] / tutorial["python_loop"], 2)})
-    model = build_model("crnn", index["height"], index["width"], index["max_length"], index["num_classes"])
+    model = get_architecture("crnn").build(index["height"], index["width"], index["max_length"], index["num_classes"],
+                                           train_images)
     augmentation_layer(model).strength.assign(1.0)
     emit(figures, steps=steps_ratio(model, ours, steps))
     with augmentation_paused(model):
@@ -207,7 +208,7 @@ def main() -> None:
             figures["dataset"] = args.data.name
             shutil.copytree(args.data, landing, ignore=shutil.ignore_patterns(".*", "README*"))
         else:
-            from tasks.synthetic import SyntheticSpec, generate
+            from tasks.data.synthetic import SyntheticSpec, generate
 
             figures["dataset"] = f"synthetic {args.synthetic}"
             landing.mkdir()
@@ -258,7 +259,7 @@ def measure_s3_ingest(landing: Path, work: Path, base: dict, count: int) -> floa
 
     from moto.server import ThreadedMotoServer
 
-    from tasks.storage import make_s3_client
+    from tasks.store.s3 import make_s3_client
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bench.accuracy import train_and_score
-from tasks.config import PipelineConfig
-from tasks.storage import LocalStore
+from tasks.pipeline.config import PipelineConfig
+from tasks.store import LocalStore
 
 UPPER = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # the usual captcha set: no 0/O, 1/I
 # Letters whose two cases differ in shape: the captcha package scales each glyph at random, so a

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from tasks.config import DEFAULTS, default_store_uri
-from tasks.model import ARCHITECTURES
+from tasks.modelling.architectures import architecture_names, get_architecture
+from tasks.pipeline.config import DEFAULTS, default_store_uri
+from tasks.store import store_schemes
 
 SCHEDULE = os.environ.get("CAPTCHA_SCHEDULE", "0 2 * * *")  # "none": triggered runs only
 TRAIN_QUEUE = os.environ.get("CAPTCHA_TRAIN_QUEUE", "default")
@@ -38,7 +39,7 @@ A wrong setting, a source that does not exist or a store that cannot be written 
 PARAMS = {
     "source": Param(DEFAULTS["source"], type="string", minLength=1, title="Source",
                     description="Folder, .zip/.tar.gz archive, s3://bucket/prefix or synthetic://?count=..."),
-    "store": Param(default_store_uri(), type="string", pattern="^(file|s3)://.+", title="Store",
+    "store": Param(default_store_uri(), type="string", pattern=f"^({'|'.join(store_schemes())})://.+", title="Store",
                    description="Object-store root URI (file:///path or s3://bucket/prefix)"),
     "epochs": Param(DEFAULTS["epochs"], type="integer", minimum=1, maximum=10000, title="Epochs",
                     description="Most training epochs; early stopping may end sooner"),
@@ -47,8 +48,9 @@ PARAMS = {
                                description="Training stops after this long, keeping the best epoch; 0: no limit"),
     "batch_size": Param(DEFAULTS["batch_size"], type="integer", minimum=1, maximum=65536, title="Batch size",
                         description="Images per step on each device"),
-    "arch": Param(DEFAULTS["arch"], type="string", enum=list(ARCHITECTURES), title="Architecture",
-                  description="crnn: CNN + BiLSTM + CTC, any label length; cnn: the tutorial's per-position softmax"),
+    "arch": Param(DEFAULTS["arch"], type="string", enum=architecture_names(), title="Architecture",
+                  description="; ".join(f"{name}: {get_architecture(name).description}"
+                                        for name in architecture_names())),
     "height": Param(DEFAULTS["height"], type="integer", minimum=8, maximum=1024, title="Image height",
                     description="Images are resized to fit, keeping their aspect ratio, and padded"),
     "width": Param(DEFAULTS["width"], type="integer", minimum=8, maximum=4096, title="Image width",
@@ -80,9 +82,10 @@ def _run_context():
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from tasks.config import PipelineConfig
-    from tasks.runs import run_key_for
-    from tasks.storage import open_store, s3_options_from_connection
+    from tasks.pipeline.config import PipelineConfig
+    from tasks.pipeline.records import run_key_for
+    from tasks.store import open_store
+    from tasks.store.s3 import s3_options_from_connection
 
     context = get_current_context()
     cfg = PipelineConfig.from_params(dict(context["params"]),
@@ -113,7 +116,8 @@ def captcha_training():
     def check_inputs() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from tasks.preflight import INPUT_ERRORS, check_inputs as run
+        from tasks.check_inputs import INPUT_ERRORS
+        from tasks.check_inputs import check_inputs as run
 
         try:
             return run(*_run_context())
@@ -131,8 +135,8 @@ def captcha_training():
     def encode_labels() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from tasks.labels import encode_labels as run
-        from tasks.runs import read_stage_result
+        from tasks.encode_labels import encode_labels as run
+        from tasks.pipeline.records import read_stage_result
 
         cfg, store, _ = _run_context()
         reason = read_stage_result(store, cfg.run_key, "ingest").get("up_to_date")
@@ -142,7 +146,7 @@ def captcha_training():
 
     @task
     def build_shards() -> dict:
-        from tasks.shards import build_shards as run
+        from tasks.build_shards import build_shards as run
 
         return run(*_run_context()[:2])
 

@@ -11,8 +11,8 @@ import math
 import tempfile
 from pathlib import Path
 
-from tasks.runs import read_stage_result, run_prefix, write_stage_result
-from tasks.storage import ObjectStore
+from tasks.pipeline.records import read_stage_result, run_prefix, write_stage_result
+from tasks.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ def score(pairs: list[tuple[str, str]]) -> dict:
 def score_champion(store: ObjectStore, rows: list[dict], workdir: Path) -> dict | None:
     """Metrics of the published champion (models/latest.json) on the same test images, or None if
     nothing is published yet. The champion reads the raw images with its own preprocessing."""
-    from tasks.predict import download_model, open_reader, read_images
-    from tasks.publish import LATEST
+    from tasks.serving.predict import download_model, open_reader, read_images
+    from tasks.serving.registry import LATEST
 
     if not store.exists(LATEST):
         return None
@@ -97,15 +97,14 @@ def score_champion(store: ObjectStore, rows: list[dict], workdir: Path) -> dict 
 
 def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     """Score this run's model, and the published champion, on the test split; return the metrics."""
-    from tasks.runtime import import_tensorflow
+    from tasks.modelling.runtime import import_tensorflow
 
     import_tensorflow()
-    from tasks.dataset import make_dataset
-    from tasks.decoding import decode_output
-    from tasks.labels import Alphabet
-    from tasks.model import load_model
-    from tasks.shards import local_shard_files, read_shard_index
-    from tasks.train import default_cache_dir
+    from tasks.data.input_pipeline import make_dataset
+    from tasks.data.labels import Alphabet
+    from tasks.data.shards import default_cache_dir, local_shard_files, read_shard_index
+    from tasks.modelling.architectures import get_architecture
+    from tasks.modelling.saving import load_model
 
     trained = read_stage_result(store, cfg.run_key, "train")
     encoded = read_stage_result(store, cfg.run_key, "encode_labels")
@@ -113,9 +112,10 @@ def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
     index = read_shard_index(store, meta["shards"])
     files = local_shard_files(store, index, cache_dir or default_cache_dir())
     alphabet = Alphabet(meta["alphabet"])
+    architecture = get_architecture(meta["arch"])
     ext_of = {r["sha256"]: r["ext"] for r in store.iter_jsonl(encoded["encoded"]) if r["split"] == "test"}
     test_ds = make_dataset(files["test"], height=meta["height"], width=meta["width"],
-                           max_length=meta["max_length"], num_classes=meta["num_classes"], arch=meta["arch"],
+                           max_length=meta["max_length"], num_classes=meta["num_classes"],
                            batch_size=cfg.batch_size, training=False, cache=False, with_sha256=True,
                            count=index["counts"]["test"])
     rows = []
@@ -123,10 +123,9 @@ def evaluate(cfg, store: ObjectStore, cache_dir: Path | None = None) -> dict:
         local = Path(tmp) / "model.keras"
         store.download_file(trained["model"], local)
         model = load_model(local)
-        for images, targets, hashes in test_ds:
-            predicted = decode_output(meta["arch"], model.predict_on_batch(images))
-            true = targets.numpy().argmax(-1) if meta["arch"] == "cnn" else targets.numpy()
-            for sha, t, p in zip(hashes.numpy(), true, predicted):
+        for images, ids, hashes in test_ds:
+            predicted = architecture.decode(model.predict_on_batch(images))
+            for sha, t, p in zip(hashes.numpy(), ids.numpy(), predicted):
                 sha = sha.decode()
                 rows.append({"sha256": sha, "ext": ext_of[sha], "true": alphabet.decode(t),
                              "predicted": alphabet.decode(p)})

@@ -3,7 +3,7 @@
 The data set grows: each run adds what is new in the source (a landing folder or prefix, say) to what
 earlier runs stored, and its data version is a hash of the whole stored set. A source item whose
 fingerprint (size and modification time, or S3 ETag) and label are as when it was last read is not
-read again. Ingest streams: the working state is a temporary SQLite catalog (tasks.catalog), never
+read again. Ingest streams: the working state is a temporary SQLite catalog (tasks.data.catalog), never
 the data set in memory.
 
 Store layout written here:
@@ -27,16 +27,16 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.catalog import Catalog
-from tasks.config import PipelineConfig
-from tasks.images import ImageRejected, decode_image
-from tasks.parallel import CpuPool, bounded_map
-from tasks.runs import write_stage_result
-from tasks.sources import SourceError, SourceItem, iter_source
-from tasks.storage import MissingObjectError, ObjectStore
+from tasks.data.catalog import Catalog
+from tasks.data.images import ImageRejected, decode_image
+from tasks.data.manifests import CURRENT, manifest_key
+from tasks.data.parallel import CpuPool, bounded_map
+from tasks.data.sources import SourceError, SourceItem, iter_source
+from tasks.pipeline.config import PipelineConfig
+from tasks.pipeline.records import write_stage_result
+from tasks.store import MissingObjectError, ObjectStore
 
 log = logging.getLogger(__name__)
-CURRENT = "manifests/current.json"
 
 
 class IngestError(RuntimeError):
@@ -123,7 +123,7 @@ def ingest(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | None = No
                 counts = _scan_source(cfg, store, catalog, s3_options, workers, quarantine, ledger)
             new_images = catalog.add_found_to_stored()
             version = catalog.data_version()
-            summary = {"source": cfg.source, "data_version": version, "manifest": f"manifests/{version}.jsonl",
+            summary = {"source": cfg.source, "data_version": version, "manifest": manifest_key(version),
                        "quarantine": quarantine_key, **counts, "stored": catalog.found_count(),
                        "new_images": new_images, "total_images": catalog.stored_count()}
             summary["duplicates"] = summary["seen"] - summary["stored"] - summary["refused"]
@@ -251,7 +251,7 @@ def _write_manifest(store: ObjectStore, catalog: Catalog, local: Path, summary: 
 def up_to_date(cfg: PipelineConfig, store: ObjectStore, version: str) -> str | None:
     """Why no retraining is needed (the published model was trained on this very data with these
     settings), or None when it is, or when `force` asks for it anyway."""
-    from tasks.publish import LATEST
+    from tasks.serving.registry import LATEST
 
     if cfg.force or not store.exists(LATEST):
         return None

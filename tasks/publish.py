@@ -15,11 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.runs import read_stage_result, run_prefix, write_stage_result
-from tasks.storage import ObjectStore
+from tasks.pipeline.records import read_stage_result, run_prefix, write_stage_result
+from tasks.reporting.model_card import model_card
+from tasks.serving.registry import LATEST, version_prefix
+from tasks.store import ObjectStore
 
 log = logging.getLogger(__name__)
-LATEST = "models/latest.json"
 GALLERY_SIZE = 16
 
 
@@ -45,42 +46,17 @@ def gate(metrics: dict, min_accuracy: float) -> tuple[bool, str]:
 def _gallery(store: ObjectStore, rows: list[dict], title: str) -> bytes:
     from PIL import Image
 
-    from tasks.plots import gallery_plot
+    from tasks.reporting.plots import gallery_plot
 
     samples = [(Image.open(io.BytesIO(store.get_bytes(f"raw/{r['sha256']}.{r['ext']}"))), r["true"], r["predicted"])
                for r in rows[:GALLERY_SIZE]]
     return gallery_plot(samples, title=title)
 
 
-def model_card(cfg, meta: dict, metrics: dict, encoded: dict, trained: dict, promoted: bool, reason: str) -> str:
-    """A Markdown model card: data, settings, metrics, time taken, and the gate's decision."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("store", "run_key")}
-    ci_low, ci_high = metrics["full_accuracy_ci95"]
-    lines = [
-        f"# Captcha model {model_version(cfg.run_key)}", "",
-        f"- Architecture: `{meta['arch']}`, input {meta['height']}x{meta['width']} grey, "
-        f"labels up to {meta['max_length']} characters from `{meta['alphabet']}`",
-        f"- Data version: `{encoded['data_version']}` (shards `{meta['shards']}`)",
-        f"- Split sizes: " + ", ".join(f"{k} {v}" for k, v in encoded["splits"].items()),
-        f"- Training: {trained['epochs']} epochs in {trained['seconds']:.0f} s",
-        "", "## Test metrics", "",
-        f"- Full-captcha accuracy: {metrics['full_accuracy']:.2%} ({metrics['correct']} of {metrics['test_images']}; "
-        f"95% CI {ci_low:.2%} - {ci_high:.2%})",
-        f"- Character accuracy: {metrics['char_accuracy']:.2%}",
-        f"- Character error rate: {metrics['char_error_rate']:.2%}",
-    ]
-    if metrics.get("champion"):
-        lines.append(f"- Champion {metrics['champion']['version']} on the same test split: "
-                     f"{metrics['champion']['full_accuracy']:.2%}")
-    lines += ["", "## Decision", "", f"{'Promoted to latest' if promoted else 'Not promoted'}: {reason}.",
-              "", "## Settings", "", "```json", json.dumps(settings, indent=2, sort_keys=True), "```", ""]
-    return "\n".join(lines)
-
-
 def _export_serving_formats(store: ObjectStore, keras_key: str, prefix: str, workdir: Path) -> list[str]:
-    from tasks.export import export_onnx, export_saved_model
-    from tasks.model import load_model
-    from tasks.runtime import import_tensorflow
+    from tasks.modelling.export import export_onnx, export_saved_model
+    from tasks.modelling.runtime import import_tensorflow
+    from tasks.modelling.saving import load_model
 
     import_tensorflow()
     local = workdir / "model.keras"
@@ -100,14 +76,14 @@ def _export_serving_formats(store: ObjectStore, keras_key: str, prefix: str, wor
 
 def publish(cfg, store: ObjectStore) -> dict:
     """Publish this run's model, then move models/latest.json to it if it passes the gate."""
-    from tasks.plots import confusion_plot, history_plot
+    from tasks.reporting.plots import confusion_plot, history_plot
 
     started = time.perf_counter()
     trained = read_stage_result(store, cfg.run_key, "train")
     evaluated = read_stage_result(store, cfg.run_key, "evaluate")
     encoded = read_stage_result(store, cfg.run_key, "encode_labels")
     version = model_version(cfg.run_key)
-    prefix = f"models/{version}/"
+    prefix = version_prefix(version)
     metrics = store.get_json(evaluated["metrics"])
     meta = store.get_json(trained["metadata"])
     history = store.get_json(trained["history"])
@@ -130,7 +106,7 @@ def publish(cfg, store: ObjectStore) -> dict:
     for name, png in plots.items():
         store.put_bytes(f"{prefix}{name}", png)
     store.put_bytes(f"{prefix}model_card.md",
-                    model_card(cfg, meta, metrics, encoded, trained, promoted, reason).encode())
+                    model_card(cfg, version, meta, metrics, encoded, trained, promoted, reason).encode())
     if promoted:
         store.put_json(LATEST, {"version": version, "folder": prefix, "model": f"{prefix}model.keras",
                                 "onnx": f"{prefix}model.onnx", "metrics": {k: metrics[k] for k in (

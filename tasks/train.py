@@ -8,21 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from tasks.runs import read_stage_result, run_prefix, write_stage_result
-from tasks.shards import local_shard_files, read_shard_index
-from tasks.storage import ObjectStore
+from tasks.data.shards import default_cache_dir, local_shard_files, read_shard_index
+from tasks.pipeline.records import read_stage_result, run_prefix, write_stage_result
+from tasks.store import ObjectStore
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """Local cache of downloaded shards: CAPTCHA_CACHE_DIR, else ~/.cache/captcha-training."""
-    return Path(os.environ.get("CAPTCHA_CACHE_DIR") or Path.home() / ".cache" / "captcha-training")
 
 
 def model_metadata(index: dict, arch: str) -> dict:
@@ -32,42 +26,11 @@ def model_metadata(index: dict, arch: str) -> dict:
             "data_version": index["data_version"], "shards": index["cache_key"]}
 
 
-def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: dict, val_ds, probe_ds,
-                     meta: dict, workdir: Path):
+def _epoch_record(store: ObjectStore, prefix: str, settings: str, history: dict, workdir: Path):
+    """A callback that logs one line per epoch and stores the checkpoint and history after each."""
     import keras
-    import numpy as np
-
-    from tasks.augment import augmentation_paused
-    from tasks.decoding import predict_dataset
-
-    class RecalibrateNormalization(keras.callbacks.Callback):
-        """Re-estimate the batch-normalisation statistics on clean training images before each
-        validation: the running averages gathered during the epoch follow augmented batches and
-        weights that kept moving, and inference with them can read far worse than training."""
-
-        def on_train_begin(self, logs=None):
-            import tensorflow as tf
-
-            self.forward = tf.function(lambda images: self.model(images, training=True))
-
-        def on_test_begin(self, logs=None):
-            with augmentation_paused(self.model):
-                for images, _ in probe_ds:
-                    self.forward(images)
-
-    class SequenceAccuracy(keras.callbacks.Callback):
-        """Full-captcha accuracy as `accuracy` (on a fixed sample of training images, read without
-        augmentation) and `val_accuracy` (the validation split): the crnn head has no per-position
-        accuracy for Keras to report."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            for name, dataset in (("accuracy", probe_ds), ("val_accuracy", val_ds)):
-                predicted, true = predict_dataset(self.model, dataset, meta["arch"])
-                logs[name] = float(np.mean([p == t for p, t in zip(predicted, true)]))
 
     class EpochRecord(keras.callbacks.Callback):
-        """One log line per epoch; the checkpoint and history stored after each."""
-
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
@@ -84,15 +47,12 @@ def _epoch_callbacks(store: ObjectStore, prefix: str, settings: str, history: di
             store.put_json(f"{prefix}checkpoint.json", {"epoch": epoch + 1, "settings": settings,
                                                         "history": history})
 
-    callbacks = [EpochRecord()]
-    if meta["arch"] == "crnn":
-        callbacks[:0] = [RecalibrateNormalization(), SequenceAccuracy()]
-    return callbacks
+    return EpochRecord()
 
 
 def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path):
     """(checkpoint path, epoch, history) of a matching checkpoint of this run, or None."""
-    from tasks.storage import MissingObjectError
+    from tasks.store import MissingObjectError
 
     try:
         state = store.get_json(f"{prefix}checkpoint.json")
@@ -110,31 +70,34 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
 
     `strategy` (a tf.distribute strategy) defaults to `training_strategy()`: mirrored over the GPUs of a
     multi-GPU worker. The global batch is `batch_size` per replica times the replicas."""
-    from tasks.runtime import import_tensorflow, native_noise_filtered, training_strategy
+    from tasks.modelling.runtime import import_tensorflow, native_noise_filtered, training_strategy
 
     import_tensorflow()
     import keras
 
-    from tasks.augment import augmentation_switch
-    from tasks.dataset import make_dataset
-    from tasks.model import build_model, load_model, wants_dropout
-    from tasks.schedule import training_schedule
+    from tasks.data.input_pipeline import make_dataset
+    from tasks.modelling.architectures import TrainingData, get_architecture
+    from tasks.modelling.augment import augmentation_switch
+    from tasks.modelling.saving import load_model
+    from tasks.modelling.schedule import training_schedule
 
     started = time.perf_counter()
     shards = read_stage_result(store, cfg.run_key, "build_shards")
     index = read_shard_index(store, shards["cache_key"])
     files = local_shard_files(store, index, cache_dir or default_cache_dir())
     meta = model_metadata(index, cfg.arch)
+    architecture = get_architecture(cfg.arch)
     keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or training_strategy()
     batch_size = cfg.batch_size * strategy.num_replicas_in_sync
     shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
-                 num_classes=index["num_classes"], arch=cfg.arch, batch_size=batch_size,
+                 num_classes=index["num_classes"], targets=architecture.targets, batch_size=batch_size,
                  float_pixels=strategy.num_replicas_in_sync > 1)
     counts = index["counts"]
-    train_ds = make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"], **shape)
-    val_ds = make_dataset(files["val"], training=False, count=counts["val"], **shape)
-    probe_ds = make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size))
+    data = TrainingData(
+        train=make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"], **shape),
+        val=make_dataset(files["val"], training=False, count=counts["val"], **shape),
+        probe=make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size)))
     prefix = run_prefix(cfg.run_key)
     settings = hashlib.sha256(json.dumps([meta, batch_size, cfg.seed]).encode()).hexdigest()[:16]
 
@@ -146,16 +109,13 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                 model = load_model(resume[0], compile=True)
                 log.info("resuming from the checkpoint of epoch %d", resume[1])
             else:
-                dropout = wants_dropout(counts["train"])
-                model = build_model(cfg.arch, index["height"], index["width"], index["max_length"],
-                                    index["num_classes"], dropout=dropout)
-                if cfg.arch == "crnn":
-                    log.info("crnn %s dropout: %d training images", "with" if dropout else "without", counts["train"])
+                model = architecture.build(index["height"], index["width"], index["max_length"],
+                                           index["num_classes"], counts["train"])
         initial_epoch, history = (resume[1], resume[2]) if resume else (0, {})
-        callbacks = _epoch_callbacks(store, prefix, settings, history, val_ds, probe_ds, meta, workdir) + [
-            *training_schedule(cfg.max_train_minutes), augmentation_switch()]
+        callbacks = [*architecture.callbacks(data), _epoch_record(store, prefix, settings, history, workdir),
+                     *training_schedule(cfg.max_train_minutes), augmentation_switch()]
         with native_noise_filtered():
-            model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+            model.fit(data.train, validation_data=data.val, epochs=cfg.epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
         local = workdir / "model.keras"
         model.save(local)

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny captcha data, a local store, and a real S3 HTTP endpoint.
+"""Shared fixtures: tiny captcha data, a local store, a store after every stage has run once, and a real
+S3 HTTP endpoint.
 
 The S3 endpoint is moto's server mode on a free local port, started once per test session. Set
 CAPTCHA_TEST_S3_ENDPOINT (with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION) to run
@@ -7,15 +8,22 @@ the same tests against another endpoint, such as MinIO.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tasks.config import PipelineConfig
-from tasks.storage import LocalStore, S3Store
-from tasks.synthetic import SyntheticSpec, generate
+from tasks.build_shards import build_shards
+from tasks.data.synthetic import SyntheticSpec, generate
+from tasks.encode_labels import encode_labels
+from tasks.evaluate import evaluate
+from tasks.ingest import ingest
+from tasks.pipeline.config import PipelineConfig
+from tasks.publish import publish
+from tasks.store import LocalStore, S3Store
+from tasks.train import train
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TINY_SPEC = "synthetic://?count=48&length=3-4&alphabet=0123456789&seed=7"
@@ -59,6 +67,32 @@ def make_config(store, source: str = TINY_SPEC, **overrides) -> PipelineConfig:
     return PipelineConfig(**settings)
 
 
+def night(store, source, run_key, **settings):
+    """One night's ingest of `source` (a landing folder) into `store`; returns its summary and config."""
+    cfg = make_config(store, source=str(source), run_key=run_key, **settings)
+    return ingest(cfg, store), cfg
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A store after every stage has run once on 48 tiny captchas, shared by the whole session: a test
+    that writes to the store works on its own copy (own_copy), so every test sees it as built here."""
+    root = tmp_path_factory.mktemp("pipeline")
+    store = LocalStore(root / "store")
+    cfg = make_config(store)
+    results = {"ingest": ingest(cfg, store), "encode_labels": encode_labels(cfg, store),
+               "build_shards": build_shards(cfg, store), "train": train(cfg, store, cache_dir=root / "cache")}
+    results["evaluate"] = evaluate(cfg, store, root / "cache")
+    results["publish"] = publish(cfg, store)
+    return cfg, store, results
+
+
+def own_copy(store: LocalStore, tmp_path: Path) -> LocalStore:
+    """A LocalStore on a copy of `store` in `tmp_path`, for a test that writes to the shared `trained` store."""
+    shutil.copytree(store.root, tmp_path / "store")
+    return LocalStore(tmp_path / "store")
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """URL of a real S3 HTTP endpoint: moto's server, or CAPTCHA_TEST_S3_ENDPOINT."""
@@ -88,7 +122,7 @@ def s3_options(s3_endpoint) -> dict:
 @pytest.fixture
 def s3_bucket(s3_options) -> str:
     """A new, empty bucket on the S3 endpoint."""
-    from tasks.storage import make_s3_client
+    from tasks.store.s3 import make_s3_client
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     make_s3_client(s3_options).create_bucket(Bucket=name)

@@ -4,18 +4,19 @@ import json
 import multiprocessing
 
 from conftest import make_config
-from tasks.publish import LATEST
-from tasks.shards import read_shard_index
-from tasks.storage import LocalStore
+
+from tasks.data.shards import read_shard_index
+from tasks.serving.registry import LATEST
+from tasks.store import LocalStore
 
 
 def run_every_stage(root: str) -> dict:
+    from tasks.build_shards import build_shards
+    from tasks.check_inputs import check_inputs
+    from tasks.encode_labels import encode_labels
     from tasks.evaluate import evaluate
     from tasks.ingest import ingest
-    from tasks.labels import encode_labels
-    from tasks.preflight import check_inputs
     from tasks.publish import publish
-    from tasks.shards import build_shards
     from tasks.train import train
 
     store = LocalStore(root)

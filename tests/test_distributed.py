@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +135,7 @@ def test_dag_on_celery_with_a_gpu_queue(database, redis_db, s3_bucket, s3_endpoi
            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database,
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
            "AIRFLOW__API__PORT": str(port), "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-           "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tasks.worker_name.hostname",
+           "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tasks.pipeline.worker_name.hostname",
            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
            "CAPTCHA_TRAIN_QUEUE": "gpu", "AIRFLOW_CONN_CAPTCHA_S3": json.dumps(connection),
@@ -183,7 +182,7 @@ def test_dag_on_celery_with_a_gpu_queue(database, redis_db, s3_bucket, s3_endpoi
             assert where[task] == ("success", "worker-default", "default"), task
     finally:
         cluster.stop()
-    from tasks.storage import S3Store
+    from tasks.store import S3Store
 
     published = S3Store(store, {"endpoint_url": s3_endpoint, "region_name": "us-east-1"})
     assert published.exists("models/latest.json")

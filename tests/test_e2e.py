@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.storage import LocalStore, S3Store
+from tasks.store import LocalStore, S3Store
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -54,11 +54,11 @@ def test_dag_end_to_end_on_a_local_store(airflow_env, tmp_path):
                      "-c", json.dumps({**TINY, "store": store.uri}))
     assert "state=success" in output
     check_published(store, "20261129T020000")
-    report = subprocess.run([sys.executable, "-m", "tasks.report", "--store", store.uri, "--run-key",
+    report = subprocess.run([sys.executable, "-m", "tasks.reporting.run_report", "--store", store.uri, "--run-key",
                              "20261129T020000"], capture_output=True, text=True, check=True, cwd=ROOT)
     assert f"{store.uri}/models/20261129T020000/model.keras" in report.stdout
     images = sorted((store.root / "raw").iterdir())[:3]
-    predicted = subprocess.run([sys.executable, "-m", "tasks.predict", "--model", store.uri, *map(str, images)],
+    predicted = subprocess.run([sys.executable, "-m", "tasks.serving.predict", "--model", store.uri, *map(str, images)],
                                capture_output=True, text=True, check=True, cwd=ROOT, env=airflow_env)
     lines = predicted.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(p) for p in images]
@@ -103,7 +103,7 @@ def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_
     assert not store.exists("runs/20261202T020000/encode_labels.json")
     assert not store.exists("runs/20261202T020000/train.json")
     assert store.get_json("models/latest.json") == first
-    report = subprocess.run([sys.executable, "-m", "tasks.report", "--store", store.uri, "--run-key",
+    report = subprocess.run([sys.executable, "-m", "tasks.reporting.run_report", "--store", store.uri, "--run-key",
                              "20261202T020000"], capture_output=True, text=True, cwd=ROOT)
     assert report.returncode == 0 and "nothing new" in report.stdout
     assert f"{store.uri}/models/20261201T020000/model.keras" in report.stdout

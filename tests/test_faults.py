@@ -3,14 +3,15 @@ out complete; a permanent error stops the stage with a message that says what fa
 import hashlib
 
 import pytest
-
 from conftest import make_config, write_synthetic
 from s3_fault_proxy import FaultProxy
+
+from tasks.build_shards import build_shards
+from tasks.check_inputs import check_inputs
+from tasks.data.shards import read_shard_index
+from tasks.encode_labels import encode_labels
 from tasks.ingest import ingest
-from tasks.labels import encode_labels
-from tasks.preflight import check_inputs
-from tasks.shards import build_shards, read_shard_index
-from tasks.storage import S3Store, StoreError
+from tasks.store import S3Store, StoreError
 
 
 def test_transient_s3_faults_are_retried_and_the_data_is_complete(s3_endpoint, s3_options, s3_bucket, tmp_path):

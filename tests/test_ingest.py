@@ -2,8 +2,8 @@ import json
 import shutil
 
 import pytest
+from conftest import make_config, night, write_synthetic
 
-from conftest import make_config
 from tasks.ingest import IngestError, ingest
 
 
@@ -116,3 +116,50 @@ def test_labels_of_another_length_are_refused_where_the_length_is_fixed(local_st
     kept = list(local_store.iter_jsonl(summary["manifest"]))
     assert kept and all(len(e["label"]) == 4 for e in kept)
     assert summary["seen"] == 12 == len(kept) + len(refused)
+
+
+def test_each_night_adds_the_new_images_of_the_landing_folder(store, tmp_path):
+    landing = tmp_path / "landing"
+    first_batch = write_synthetic(landing, "synthetic://?count=30&length=4&seed=21")
+    first, _ = night(store, landing, "n1")
+    assert first["new_images"] == first["total_images"] == 30
+    for path in first_batch:  # the landing folder is emptied once its images are ingested
+        path.unlink()
+    write_synthetic(landing, "synthetic://?count=10&length=4&seed=22")
+    second, _ = night(store, landing, "n2")
+    assert second["seen"] == 10 and second["new_images"] == 10 and second["total_images"] == 40
+    assert second["data_version"] != first["data_version"]
+    manifest = list(store.iter_jsonl(second["manifest"]))
+    assert len(manifest) == 40 and [e["sha256"] for e in manifest] == sorted(e["sha256"] for e in manifest)
+    assert store.get_json("manifests/current.json")["data_version"] == second["data_version"]
+    # the earlier night's manifest is still there, unchanged
+    assert len(list(store.iter_jsonl(first["manifest"]))) == 30
+
+
+def test_unchanged_items_are_not_read_again(local_store, tiny_folder):
+    first, _ = night(local_store, tiny_folder, "n1")
+    assert first["unchanged"] == 0
+    again, _ = night(local_store, tiny_folder, "n2")
+    assert again["unchanged"] == again["seen"] == 48 and again["new_images"] == 0
+    assert again["data_version"] == first["data_version"]
+    # a file rewritten with other content (new size) is read again
+    path = sorted(tiny_folder.iterdir())[0]
+    other = sorted(tiny_folder.iterdir())[1].read_bytes() + b"\0"
+    path.write_bytes(other)
+    third, _ = night(local_store, tiny_folder, "n3")
+    assert third["unchanged"] == 47 and third["new_images"] == 1
+
+
+def test_a_stored_image_arriving_under_another_label_is_refused_and_the_stored_one_kept(local_store, tmp_path):
+    landing = tmp_path / "landing"
+    [image] = write_synthetic(landing, "synthetic://?count=1&length=4&seed=23")
+    stored_label = image.name.split("_")[0]
+    night(local_store, landing, "n1")
+    image.rename(landing / "9999_relabelled.png")
+    write_synthetic(landing, "synthetic://?count=1&length=4&seed=26")
+    second, _ = night(local_store, landing, "n2", max_refused_fraction=0.5)
+    [refused] = list(local_store.iter_jsonl(second["quarantine"]))
+    assert refused == {"name": "9999_relabelled.png",
+                       "reason": f"the same image is already stored labelled {stored_label!r}; the stored one is kept"}
+    assert second["total_images"] == 2 and second["new_images"] == 1
+    assert stored_label in [e["label"] for e in local_store.iter_jsonl(second["manifest"])]

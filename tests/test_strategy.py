@@ -9,16 +9,17 @@ import sys
 from pathlib import Path
 
 from conftest import make_config
-from tasks.labels import encode_labels
+
+from tasks.build_shards import build_shards
+from tasks.encode_labels import encode_labels
 from tasks.ingest import ingest
-from tasks.shards import build_shards
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import json, sys
 import tensorflow as tf
-from tasks.config import PipelineConfig
-from tasks.storage import LocalStore
+from tasks.pipeline.config import PipelineConfig
+from tasks.store import LocalStore
 from tasks.train import train
 
 if sys.argv[3] == "mirrored":
@@ -54,9 +55,9 @@ def test_mirrored_training_scales_the_batch_with_the_replicas(local_store):
 
 def test_a_mixed_precision_model_is_published_and_read_on_cpu(local_store, tmp_path, capsys):
     from tasks.evaluate import evaluate
-    from tasks.model import load_model
-    from tasks.predict import main
+    from tasks.modelling.saving import load_model
     from tasks.publish import publish
+    from tasks.serving.predict import main
 
     cfg = make_config(local_store)
     result = train_in_a_process(cfg, local_store, "mixed_float16")

@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
-from tasks.storage import LocalStore
+
+from tasks.store import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CAPTCHA_CHROMIUM", "/usr/bin/chromium")

@@ -1,0 +1,52 @@
+"""Stage 2, encode_labels: the alphabet (given, or read off the data), every label as ids, and each
+image's split; written as the encoded manifest that build_shards reads (encoded/<key>.jsonl)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+from tasks.data.labels import SPLITS, Alphabet, LabelError, split_of
+from tasks.pipeline.records import read_stage_result, write_stage_result
+
+
+def encode_labels(cfg, store, assign_split=None) -> dict:
+    """Fix the alphabet and the split, and write the encoded manifest build_shards reads.
+
+    cfg is a PipelineConfig and store an ObjectStore; returns the stage summary. `assign_split`, a
+    function of a manifest entry, replaces the hash split (benchmarks use a published split). The
+    manifest is streamed, twice at most: never held in memory.
+    """
+    ingested = read_stage_result(store, cfg.run_key, "ingest")
+    manifest = ingested["manifest"]
+    alphabet = Alphabet(cfg.alphabet) if cfg.alphabet else Alphabet.from_labels(
+        entry["label"] for entry in store.iter_jsonl(manifest))
+    counts, lengths, splits = dict.fromkeys(SPLITS, 0), set(), hashlib.sha256()
+    with tempfile.TemporaryDirectory(prefix="encode-") as tmp:
+        local = Path(tmp) / "encoded.jsonl"
+        with open(local, "w") as out:
+            for entry in store.iter_jsonl(manifest):
+                split = (assign_split(entry) if assign_split
+                         else split_of(entry["sha256"], cfg.val_fraction, cfg.test_fraction))
+                ids = alphabet.encode(entry["label"])
+                counts[split] += 1
+                lengths.add(len(ids))
+                splits.update(f"{entry['sha256']}\t{split}\n".encode())
+                out.write(json.dumps({"sha256": entry["sha256"], "ext": entry["ext"], "label": entry["label"],
+                                      "ids": ids, "split": split}, sort_keys=True) + "\n")
+        empty = [name for name, count in counts.items() if count == 0]
+        if empty:
+            raise LabelError(f"the {' and '.join(empty)} split(s) got no image out of {sum(counts.values())}: "
+                             "ingest more images or change val_fraction/test_fraction")
+        split_rule = splits.hexdigest() if assign_split else f"{cfg.val_fraction}|{cfg.test_fraction}"
+        settings = f"{ingested['data_version']}|{alphabet.chars}|{split_rule}"
+        encoding = hashlib.sha256(settings.encode()).hexdigest()[:16]
+        encoded_key = f"encoded/{encoding}.jsonl"
+        if not store.exists(encoded_key):
+            store.upload_file(local, encoded_key)
+    return write_stage_result(store, cfg.run_key, "encode_labels", {
+        "data_version": ingested["data_version"], "encoding": encoding, "encoded": encoded_key,
+        "alphabet": alphabet.chars, "num_classes": alphabet.num_classes, "max_length": max(lengths),
+        "label_lengths": sorted(lengths), "splits": counts, "split_rule": split_rule,
+    })

@@ -1,0 +1,99 @@
+"""When training slows its learning rate and when it stops: the callbacks of the training schedule.
+
+A CTC model first spends a while on a plateau, emitting nothing while it searches for an alignment of
+its columns with the characters; its validation loss barely moves then. Halving the learning rate or
+stopping early on that flat stretch would slow or end the search, so both wait until the model first
+reads (`after_first_reading`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+# Full-captcha accuracy, on training or validation images, that counts as reading: docs/decisions.md#training-schedule.
+READING = 0.05
+
+
+def reads(logs: dict | None, threshold: float) -> bool:
+    """Whether an epoch's logs show the model reading `threshold` of its training images (`accuracy`,
+    read without augmentation) or of its validation images (`val_accuracy`). For crnn these are
+    full-captcha accuracies; for cnn, Keras' per-character accuracy."""
+    logs = logs or {}
+    return max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= threshold
+
+
+def training_schedule(max_minutes: float):
+    """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
+    without a better validation loss and training stops after 20 (keeping the best weights); and
+    training ends after the epoch that passes `max_minutes` (0: no limit)."""
+    import keras
+
+    # Patiences and factor: docs/decisions.md#training-schedule.
+    return [
+        after_first_reading([
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
+        ]),
+        time_limit(max_minutes),
+    ]
+
+
+def after_first_reading(callbacks: list, threshold: float = READING):
+    """A callback that passes epoch ends on to `callbacks` from the first epoch at which the model reads
+    `threshold` of the training (`accuracy`) or validation (`val_accuracy`) images; before that they
+    see nothing, so their patience starts counting only then."""
+    import keras
+
+    class AfterFirstReading(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.inner = callbacks
+            self.reading = False
+
+        def set_model(self, model):
+            super().set_model(model)
+            for callback in self.inner:
+                callback.set_model(model)
+
+        def set_params(self, params):
+            super().set_params(params)
+            for callback in self.inner:
+                callback.set_params(params)
+
+        def on_train_begin(self, logs=None):
+            for callback in self.inner:
+                callback.on_train_begin(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.reading:
+                if not reads(logs, threshold):
+                    return
+                self.reading = True
+                log.info("the model reads from epoch %d: learning-rate schedule and early stopping start",
+                         epoch + 1)
+            for callback in self.inner:
+                callback.on_epoch_end(epoch, logs)
+
+        def on_train_end(self, logs=None):
+            for callback in self.inner:
+                callback.on_train_end(logs)
+
+    return AfterFirstReading()
+
+
+def time_limit(minutes: float):
+    """A callback that ends training after the epoch that passes `minutes` (0: never)."""
+    import keras
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.deadline = time.monotonic() + 60 * minutes
+
+        def on_epoch_end(self, epoch, logs=None):
+            if minutes and time.monotonic() >= self.deadline:
+                log.info("training time limit of %.1f minutes reached after epoch %d", minutes, epoch + 1)
+                self.model.stop_training = True
+
+    return TimeLimit()

@@ -1,0 +1,47 @@
+"""Where each stage leaves its summary for the next one: `runs/<run key>/<stage>.json`.
+
+Stages find their inputs here rather than in XCom, so one task run alone (`airflow tasks test`) finds
+what its upstream tasks wrote for the same date.
+"""
+from __future__ import annotations
+
+import re
+
+from tasks.store import MissingObjectError, ObjectStore
+
+
+class UpstreamMissing(RuntimeError):
+    """A stage ran before the stage it depends on had run for the same run key."""
+
+
+def run_prefix(run_key: str) -> str:
+    """Folder of one run's files."""
+    return f"runs/{run_key}/"
+
+
+def write_stage_result(store: ObjectStore, run_key: str, stage: str, result: dict) -> dict:
+    """Record a stage's summary and return it."""
+    store.put_json(f"{run_prefix(run_key)}{stage}.json", result)
+    return result
+
+
+def read_stage_result(store: ObjectStore, run_key: str, stage: str) -> dict:
+    """The summary an upstream stage wrote for this run key; a clear error if it has not run."""
+    key = f"{run_prefix(run_key)}{stage}.json"
+    try:
+        return store.get_json(key)
+    except MissingObjectError:
+        raise UpstreamMissing(f"stage {stage!r} has not run for run {run_key!r} ({store.url(key)} is missing); "
+                              f"run {stage} for the same date first") from None
+
+
+def run_key_for(logical_date, run_id: str) -> str:
+    """The run key of a DAG run: its logical date (`20261129T020000`), or its run id when it has none.
+
+    `airflow tasks test captcha_training <task> 2026-11-29` and a run for the same date share a key,
+    so a task run alone finds its upstream results.
+    """
+    if logical_date is not None:
+        return logical_date.strftime("%Y%m%dT%H%M%S")
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")
+    return cleaned[:128] or "run"

@@ -1,0 +1,30 @@
+"""The model card published with every version: data, settings, metrics, time taken, the gate's decision."""
+from __future__ import annotations
+
+import json
+
+
+def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trained: dict, promoted: bool,
+               reason: str) -> str:
+    """A Markdown model card: data, settings, metrics, time taken, and the gate's decision."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("store", "run_key")}
+    ci_low, ci_high = metrics["full_accuracy_ci95"]
+    lines = [
+        f"# Captcha model {version}", "",
+        f"- Architecture: `{meta['arch']}`, input {meta['height']}x{meta['width']} grey, "
+        f"labels up to {meta['max_length']} characters from `{meta['alphabet']}`",
+        f"- Data version: `{encoded['data_version']}` (shards `{meta['shards']}`)",
+        "- Split sizes: " + ", ".join(f"{k} {v}" for k, v in encoded["splits"].items()),
+        f"- Training: {trained['epochs']} epochs in {trained['seconds']:.0f} s",
+        "", "## Test metrics", "",
+        f"- Full-captcha accuracy: {metrics['full_accuracy']:.2%} ({metrics['correct']} of {metrics['test_images']}; "
+        f"95% CI {ci_low:.2%} - {ci_high:.2%})",
+        f"- Character accuracy: {metrics['char_accuracy']:.2%}",
+        f"- Character error rate: {metrics['char_error_rate']:.2%}",
+    ]
+    if metrics.get("champion"):
+        lines.append(f"- Champion {metrics['champion']['version']} on the same test split: "
+                     f"{metrics['champion']['full_accuracy']:.2%}")
+    lines += ["", "## Decision", "", f"{'Promoted to latest' if promoted else 'Not promoted'}: {reason}.",
+              "", "## Settings", "", "```json", json.dumps(settings, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+import io
+
+import pytest
+from PIL import Image
+
+from tasks.data.sources import label_from_name
+from tasks.data.synthetic import SyntheticSpec, SyntheticSpecError, generate
+
+
+def test_same_spec_gives_the_same_images():
+    spec = SyntheticSpec.parse("synthetic://?count=6&length=3-5&alphabet=ABC123&width=120&height=40&seed=3")
+    first, second = list(generate(spec, workers=1)), list(generate(spec, workers=1))
+    assert first == second and len(first) == 6
+    for name, data in first:
+        label = label_from_name(name)
+        assert 3 <= len(label) <= 5 and set(label) <= set("ABC123")
+        assert Image.open(io.BytesIO(data)).size == (120, 40)
+
+
+def test_parallel_generation_matches_serial():
+    spec = SyntheticSpec.parse("synthetic://?count=210&seed=1")
+    assert list(generate(spec, workers=2)) == list(generate(spec, workers=1))
+
+
+def test_other_seed_other_images():
+    a = list(generate(SyntheticSpec.parse("synthetic://?count=3&seed=1"), workers=1))
+    b = list(generate(SyntheticSpec.parse("synthetic://?count=3&seed=2"), workers=1))
+    assert a != b
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("synthetic://?count=abc", "whole numbers"),
+    ("synthetic://?length=5-3", "length must be"),
+    ("synthetic://?alphabet=a", "alphabet must be"),
+    ("synthetic://?alphabet=a_b", "alphabet must be"),
+    ("synthetic://?width=5", "width must be"),
+    ("synthetic://?fonts=x", "unknown key"),
+])
+def test_bad_specs(uri, message):
+    with pytest.raises(SyntheticSpecError, match=message):
+        SyntheticSpec.parse(uri)
+
+
+@pytest.mark.parametrize("query, mode, fmt", [("mode=grey", "L", "PNG"), ("mode=rgba", "RGBA", "PNG"),
+                                              ("format=jpeg", "RGB", "JPEG"), ("", "RGB", "PNG")])
+def test_styles(query, mode, fmt):
+    [(name, data)] = generate(SyntheticSpec.parse(f"synthetic://?count=1&{query}"), workers=1)
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == mode and image.format == fmt
+    if mode == "RGBA":
+        alpha = image.getchannel("A")
+        assert alpha.getextrema() == (0, 255)  # transparent background, opaque text
+
+
+def test_rgba_jpeg_is_refused():
+    with pytest.raises(SyntheticSpecError, match="jpeg has no transparency"):
+        SyntheticSpec.parse("synthetic://?mode=rgba&format=jpeg")

@@ -1,0 +1,61 @@
+import keras
+import pytest
+
+from tasks.modelling.schedule import after_first_reading, training_schedule
+
+
+@pytest.fixture
+def model():
+    model = keras.Sequential([keras.layers.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return model
+
+
+def run_epochs(callback, model, logs_per_epoch):
+    callback.set_model(model)
+    callback.set_params({"epochs": len(logs_per_epoch), "verbose": 0})
+    callback.on_train_begin()
+    stopped_at = None
+    for epoch, logs in enumerate(logs_per_epoch):
+        callback.on_epoch_end(epoch, dict(logs))
+        if model.stop_training:
+            stopped_at = epoch
+            break
+    callback.on_train_end()
+    return stopped_at
+
+
+def learning_rate(model):
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def test_schedule_waits_while_the_model_reads_nothing(model):
+    schedule = training_schedule(max_minutes=0)[0]
+    # 40 flat epochs on the CTC plateau: no halving, no early stop
+    plateau = [{"loss": 16.6, "val_loss": 16.6 + 0.01 * (e % 3), "accuracy": 0.0, "val_accuracy": 0.0}
+               for e in range(40)]
+    assert run_epochs(schedule, model, plateau) is None
+    assert learning_rate(model) == pytest.approx(1e-3)
+
+
+def test_schedule_counts_patience_from_the_first_reading(model):
+    schedule = training_schedule(max_minutes=0)[0]
+    before = [{"val_loss": 16.0, "accuracy": 0.0, "val_accuracy": 0.0}] * 10
+    # reads from epoch 11, then the validation loss never improves on its first value
+    after = [{"val_loss": 2.0, "accuracy": 0.04, "val_accuracy": 0.1}] + \
+            [{"val_loss": 3.0, "accuracy": 0.5, "val_accuracy": 0.5}] * 30
+    stopped_at = run_epochs(schedule, model, before + after)
+    assert stopped_at == 10 + 20  # patience 20 counted from epoch 11
+    assert learning_rate(model) < 1e-3
+
+
+def test_gate_opens_at_the_first_reading_and_stays_open(model):
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    gate = after_first_reading([Record()], threshold=0.05)
+    run_epochs(gate, model, [{"accuracy": 0.0}, {"val_accuracy": 0.01}, {"accuracy": 0.06}, {"accuracy": 0.0}])
+    assert seen == [2, 3]
