@@ -70,7 +70,7 @@ def measure_latency(store: LocalStore, run_key: str, meta: dict, test_files: lis
     keras_path = workdir / "model.keras"
     store.download_file(f"runs/{run_key}/model.keras", keras_path)
     export_onnx(load_model(keras_path), workdir / "model.onnx")
-    images = np.stack([preprocess_bytes(p.read_bytes(), meta["height"], meta["width"])
+    images = np.stack([preprocess_bytes(p.read_bytes(), meta["height"], meta["width"], meta["preprocessing"])
                        for p in test_files[:64]])[..., None].astype(np.float32)
     return {"onnx_1_thread": latency_ms(OnnxReader(workdir / "model.onnx", threads=1), images),
             "keras": latency_ms(KerasReader(keras_path), images), "batch": len(images)}

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from tasks.data.input_size import PREPROCESSING_METHODS
 from tasks.modelling.architectures import architecture_names, get_architecture
 from tasks.pipeline.config import DEFAULTS, default_store_uri
 from tasks.store import store_schemes
@@ -46,15 +47,25 @@ PARAMS = {
     "max_train_minutes": Param(DEFAULTS["max_train_minutes"], type="number", minimum=0, maximum=10080,
                                title="Training time limit (minutes)",
                                description="Training stops after this long, keeping the best epoch; 0: no limit"),
+    "stall_epochs": Param(DEFAULTS["stall_epochs"], type="integer", minimum=0, maximum=10000,
+                          title="Epochs to start reading",
+                          description="A model that reads nothing after this many epochs changes course (dropout "
+                                      "off, a fresh start, the per-position head); 0: never"),
     "batch_size": Param(DEFAULTS["batch_size"], type="integer", minimum=1, maximum=65536, title="Batch size",
                         description="Images per step on each device"),
     "arch": Param(DEFAULTS["arch"], type="string", enum=architecture_names(), title="Architecture",
                   description="; ".join(f"{name}: {get_architecture(name).description}"
                                         for name in architecture_names())),
-    "height": Param(DEFAULTS["height"], type="integer", minimum=8, maximum=1024, title="Image height",
-                    description="Images are resized to fit, keeping their aspect ratio, and padded"),
-    "width": Param(DEFAULTS["width"], type="integer", minimum=8, maximum=4096, title="Image width",
-                   description="Images are resized to fit, keeping their aspect ratio, and padded"),
+    "height": Param(DEFAULTS["height"], type="integer", minimum=0, maximum=1024, title="Input height",
+                    description="Model input height (8 or more); images are resized to fit, keeping their "
+                                "aspect ratio, and padded; 0: 50"),
+    "width": Param(DEFAULTS["width"], type="integer", minimum=0, maximum=4096, title="Input width",
+                   description="Model input width (8 or more); 0: chosen from the images' shapes and the "
+                               "longest label"),
+    "preprocessing": Param(DEFAULTS["preprocessing"], type="string", enum=list(PREPROCESSING_METHODS),
+                           title="Preprocessing",
+                           description="ink: dark text on white from each image's colours or transparency, "
+                                       "contrast stretched; grey: the image's brightness"),
     # Optional (null allowed): the trigger form treats an empty required string as missing.
     "alphabet": Param(DEFAULTS["alphabet"] or None, type=["null", "string"], title="Alphabet",
                       description="Characters labels may use; empty: read off the data"),

@@ -38,22 +38,23 @@ MIN_RECORDS_PER_FILE = 256
 MAX_SMALL_FILES = 16
 
 
-def shard_family(alphabet: str, split_rule: str, height: int, width: int) -> str:
+def shard_family(alphabet: str, split_rule: str, height: int, width: int, method: str) -> str:
     """Shards of one family hold records that mean the same in any set: same ids, split and pixels."""
-    text = f"{alphabet}|{split_rule}|{height}x{width}|grey-uint8|format{SHARD_FORMAT}"
+    text = f"{alphabet}|{split_rule}|{height}x{width}|{method}-uint8|format{SHARD_FORMAT}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def shard_cache_key(encoded_key: str, height: int, width: int) -> str:
+def shard_cache_key(encoded_key: str, height: int, width: int, method: str) -> str:
     """Cache key of a shard set: the encoded data (content and labels) and the preprocessing settings."""
-    text = f"{encoded_key}|{height}x{width}|grey-uint8|format{SHARD_FORMAT}"
+    text = f"{encoded_key}|{height}x{width}|{method}-uint8|format{SHARD_FORMAT}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def encode_record(job: tuple[bytes, list[int], str, int, int]) -> bytes:
-    """(image bytes, label ids, sha256, height, width) -> the shard record; runs in worker processes."""
-    data, ids, sha256, height, width = job
-    return serialize_example(preprocess_bytes(data, height, width).tobytes(), ids, sha256)
+def encode_record(job: tuple[bytes, list[int], str, int, int, str]) -> bytes:
+    """(image bytes, label ids, sha256, height, width, preprocessing) -> the shard record; runs in worker
+    processes."""
+    data, ids, sha256, height, width, method = job
+    return serialize_example(preprocess_bytes(data, height, width, method).tobytes(), ids, sha256)
 
 
 def shard_count(images: int, height: int, width: int, min_files: int = MIN_FILES) -> int:
@@ -136,7 +137,7 @@ class _BaseMismatch(Exception):
 
 
 def _write_new_shards(store: ObjectStore, rows: Iterator[dict], counts: dict, family: str, height: int,
-                      width: int, workdir: Path, workers: int, min_files: int) -> dict[str, list[dict]]:
+                      width: int, method: str, workdir: Path, workers: int, min_files: int) -> dict[str, list[dict]]:
     """Preprocess `rows` in parallel into new shard files per split; upload them; return their entries."""
     writers = {split: _SplitWriter(workdir, split, shard_count(counts[split], height, width, min_files))
                for split in SPLITS if counts[split]}
@@ -145,7 +146,8 @@ def _write_new_shards(store: ObjectStore, rows: Iterator[dict], counts: dict, fa
         def prepare(row: dict) -> tuple[str, bytes]:
             # A thread fetches the image (I/O); a worker process decodes, resizes and encodes it (CPU).
             data = store.get_bytes(f"raw/{row['sha256']}.{row['ext']}")
-            return row["split"], cpu.submit(encode_record, (data, row["ids"], row["sha256"], height, width)).result()
+            job = (data, row["ids"], row["sha256"], height, width, method)
+            return row["split"], cpu.submit(encode_record, job).result()
 
         with ThreadPoolExecutor(workers) as io_pool:
             for split, record in bounded_map(io_pool, prepare, rows, 8 * workers):
@@ -198,13 +200,14 @@ def build_shards(cfg, store: ObjectStore, workers: int | None = None) -> dict:
     """Build (or reuse, or extend) the shard set for this run's encoded data; return the stage summary."""
     started = time.perf_counter()
     encoded = read_stage_result(store, cfg.run_key, "encode_labels")
-    cache_key = shard_cache_key(encoded["encoded"], cfg.height, cfg.width)
+    height, width, method = encoded["height"], encoded["width"], encoded["preprocessing"]
+    cache_key = shard_cache_key(encoded["encoded"], height, width, method)
     index_key = shard_index_key(cache_key)
     summary = {"cache_key": cache_key, "index": index_key}
     if store.exists(index_key):
         log.info("build_shards: shard set %s is complete, reused; nothing rebuilt", cache_key)
         return write_stage_result(store, cfg.run_key, "build_shards", {**summary, "reused": True})
-    family = shard_family(encoded["alphabet"], encoded["split_rule"], cfg.height, cfg.width)
+    family = shard_family(encoded["alphabet"], encoded["split_rule"], height, width, method)
     base = _family_base(store, family)
     new_counts = _count_new(store, encoded["encoded"], base) if base else None
     if new_counts is None:
@@ -214,14 +217,15 @@ def build_shards(cfg, store: ObjectStore, workers: int | None = None) -> dict:
         # A night's new images go into as few files as their size needs; a full build spreads the
         # data over at least MIN_FILES per split.
         new_files = _write_new_shards(store, _new_rows(store, encoded["encoded"], base), new_counts, family,
-                                      cfg.height, cfg.width, Path(workdir), workers, 1 if base else MIN_FILES)
+                                      height, width, method, Path(workdir), workers, 1 if base else MIN_FILES)
         files = {split: _compact(store, (base["files"][split] if base else []) + new_files[split], split, family,
-                                 cfg.height, cfg.width, Path(workdir)) for split in SPLITS}
+                                 height, width, Path(workdir)) for split in SPLITS}
     new_images = sum(new_counts.values())
     seconds = time.perf_counter() - started
     index = {
         "cache_key": cache_key, "family": family, "encoded": encoded["encoded"], "files": files,
-        "counts": encoded["splits"], "height": cfg.height, "width": cfg.width, "alphabet": encoded["alphabet"],
+        "counts": encoded["splits"], "height": height, "width": width, "preprocessing": method,
+        "alphabet": encoded["alphabet"],
         "max_length": encoded["max_length"], "num_classes": encoded["num_classes"],
         "data_version": encoded["data_version"], "format": SHARD_FORMAT,
     }

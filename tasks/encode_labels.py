@@ -1,18 +1,23 @@
-"""Stage 2, encode_labels: the alphabet (given, or read off the data), every label as ids, and each
-image's split; written as the encoded manifest that build_shards reads (encoded/<key>.jsonl)."""
+"""Stage 2, encode_labels: the alphabet (given, or read off the data), every label as ids, each
+image's split, and the model's input size (given, or chosen from the images' shapes); written as the
+encoded manifest that build_shards reads (encoded/<key>.jsonl) and this stage's summary."""
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 from pathlib import Path
 
+from tasks.data.input_size import AspectRatios, choose_input_size
 from tasks.data.labels import SPLITS, Alphabet, LabelError, split_of
 from tasks.pipeline.records import read_stage_result, write_stage_result
 
+log = logging.getLogger(__name__)
+
 
 def encode_labels(cfg, store, assign_split=None) -> dict:
-    """Fix the alphabet and the split, and write the encoded manifest build_shards reads.
+    """Fix the alphabet, the split and the input size, and write the encoded manifest build_shards reads.
 
     cfg is a PipelineConfig and store an ObjectStore; returns the stage summary. `assign_split`, a
     function of a manifest entry, replaces the hash split (benchmarks use a published split). The
@@ -22,7 +27,7 @@ def encode_labels(cfg, store, assign_split=None) -> dict:
     manifest = ingested["manifest"]
     alphabet = Alphabet(cfg.alphabet) if cfg.alphabet else Alphabet.from_labels(
         entry["label"] for entry in store.iter_jsonl(manifest))
-    counts, lengths, splits = dict.fromkeys(SPLITS, 0), set(), hashlib.sha256()
+    counts, lengths, splits, aspects = dict.fromkeys(SPLITS, 0), set(), hashlib.sha256(), AspectRatios()
     with tempfile.TemporaryDirectory(prefix="encode-") as tmp:
         local = Path(tmp) / "encoded.jsonl"
         with open(local, "w") as out:
@@ -32,6 +37,7 @@ def encode_labels(cfg, store, assign_split=None) -> dict:
                 ids = alphabet.encode(entry["label"])
                 counts[split] += 1
                 lengths.add(len(ids))
+                aspects.add(entry["width"], entry["height"])
                 splits.update(f"{entry['sha256']}\t{split}\n".encode())
                 out.write(json.dumps({"sha256": entry["sha256"], "ext": entry["ext"], "label": entry["label"],
                                       "ids": ids, "split": split}, sort_keys=True) + "\n")
@@ -45,8 +51,13 @@ def encode_labels(cfg, store, assign_split=None) -> dict:
         encoded_key = f"encoded/{encoding}.jsonl"
         if not store.exists(encoded_key):
             store.upload_file(local, encoded_key)
+    size = choose_input_size(aspects, max(lengths), cfg.height, cfg.width)
+    log.info("encode_labels: %d images, alphabet %r, input %dx%d (%s), preprocessing %s", sum(counts.values()),
+             alphabet.chars, size["height"], size["width"], size["reason"], cfg.preprocessing)
     return write_stage_result(store, cfg.run_key, "encode_labels", {
         "data_version": ingested["data_version"], "encoding": encoding, "encoded": encoded_key,
         "alphabet": alphabet.chars, "num_classes": alphabet.num_classes, "max_length": max(lengths),
         "label_lengths": sorted(lengths), "splits": counts, "split_rule": split_rule,
+        "height": size["height"], "width": size["width"], "input_size": size["reason"],
+        "preprocessing": cfg.preprocessing,
     })

@@ -5,6 +5,7 @@ checkpoint.keras / checkpoint.json (the last finished epoch, for resuming).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,14 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def model_metadata(index: dict, arch: str) -> dict:
-    """What inference needs besides the weights: input size, alphabet, label length, head."""
-    return {"arch": arch, "height": index["height"], "width": index["width"], "alphabet": index["alphabet"],
+    """What inference needs besides the weights: input size and preprocessing, alphabet, label length, head."""
+    return {"arch": arch, "height": index["height"], "width": index["width"],
+            "preprocessing": index.get("preprocessing", "grey"), "alphabet": index["alphabet"],
             "max_length": index["max_length"], "num_classes": index["num_classes"],
             "data_version": index["data_version"], "shards": index["cache_key"]}
 
 
-def _epoch_record(store: ObjectStore, prefix: str, settings: str, history: dict, workdir: Path):
-    """A callback that logs one line per epoch and stores the checkpoint and history after each."""
+def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, workdir: Path):
+    """A callback that logs one line per epoch and stores the checkpoint and `state` (epoch, history,
+    architecture and course changes) after each."""
     import keras
 
     class EpochRecord(keras.callbacks.Callback):
@@ -38,20 +41,21 @@ def _epoch_record(store: ObjectStore, prefix: str, settings: str, history: dict,
             logs = dict(logs or {})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             for name, value in logs.items():
-                history.setdefault(name, []).append(float(value))
+                state["history"].setdefault(name, []).append(float(value))
+            state["epoch"] = epoch + 1
             log.info("epoch %d/%d: %s (%.1f s)", epoch + 1, self.params["epochs"],
                      " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items())), time.perf_counter() - self.started)
             local = workdir / "checkpoint.keras"
             self.model.save(local)
             store.upload_file(local, f"{prefix}checkpoint.keras")
-            store.put_json(f"{prefix}checkpoint.json", {"epoch": epoch + 1, "settings": settings,
-                                                        "history": history})
+            store.put_json(f"{prefix}checkpoint.json", {**state, "settings": settings})
 
     return EpochRecord()
 
 
 def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path):
-    """(checkpoint path, epoch, history) of a matching checkpoint of this run, or None."""
+    """(checkpoint path, its state) of a matching checkpoint of this run, or None. The state holds the
+    epoch reached, the history, the architecture trained and the course changes made so far."""
     from tasks.store import MissingObjectError
 
     try:
@@ -62,65 +66,80 @@ def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path)
         store.download_file(f"{prefix}checkpoint.keras", local)
     except MissingObjectError:
         return None
-    return local, int(state["epoch"]), state["history"]
+    return local, state
 
 
 def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None) -> dict:
     """Train on this run's shards; resume from the run's checkpoint when one with the same settings exists.
 
-    `strategy` (a tf.distribute strategy) defaults to `training_strategy()`: mirrored over the GPUs of a
-    multi-GPU worker. The global batch is `batch_size` per replica times the replicas."""
+    A model that does not start to read within `cfg.stall_epochs` epochs changes course (see
+    tasks.modelling.course), within the same time limit. `strategy` (a tf.distribute strategy)
+    defaults to `training_strategy()`: mirrored over the GPUs of a multi-GPU worker. The global batch
+    is `batch_size` per replica times the replicas."""
     from tasks.modelling.runtime import import_tensorflow, native_noise_filtered, training_strategy
 
     import_tensorflow()
     import keras
 
-    from tasks.data.input_pipeline import make_dataset
-    from tasks.modelling.architectures import TrainingData, get_architecture
+    from tasks.modelling.architectures import get_architecture
     from tasks.modelling.augment import augmentation_switch
+    from tasks.modelling.course import stall_watch
     from tasks.modelling.saving import load_model
     from tasks.modelling.schedule import training_schedule
 
     started = time.perf_counter()
+    clock_started = time.monotonic()
     shards = read_stage_result(store, cfg.run_key, "build_shards")
+    label_lengths = read_stage_result(store, cfg.run_key, "encode_labels")["label_lengths"]
     index = read_shard_index(store, shards["cache_key"])
     files = local_shard_files(store, index, cache_dir or default_cache_dir())
-    meta = model_metadata(index, cfg.arch)
-    architecture = get_architecture(cfg.arch)
     keras.utils.set_random_seed(cfg.seed)
     strategy = strategy or training_strategy()
     batch_size = cfg.batch_size * strategy.num_replicas_in_sync
-    shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
-                 num_classes=index["num_classes"], targets=architecture.targets, batch_size=batch_size,
-                 float_pixels=strategy.num_replicas_in_sync > 1)
-    counts = index["counts"]
-    data = TrainingData(
-        train=make_dataset(files["train"], training=True, seed=cfg.seed, count=counts["train"], **shape),
-        val=make_dataset(files["val"], training=False, count=counts["val"], **shape),
-        probe=make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size)))
     prefix = run_prefix(cfg.run_key)
-    settings = hashlib.sha256(json.dumps([meta, batch_size, cfg.seed]).encode()).hexdigest()[:16]
+    settings = hashlib.sha256(json.dumps([model_metadata(index, cfg.arch), batch_size, cfg.seed]).encode()
+                              ).hexdigest()[:16]
 
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
         workdir = Path(tmp)
         resume = _resume_point(store, prefix, settings, workdir)
+        state = resume[1] if resume else {"epoch": 0, "history": {}, "arch": cfg.arch, "course": []}
+        state.setdefault("arch", cfg.arch)
+        state.setdefault("course", [])
+        architecture = get_architecture(state["arch"])
+        data = _training_data(files, index, architecture, batch_size, cfg.seed, strategy)
         with strategy.scope():
             if resume:
                 model = load_model(resume[0], compile=True)
-                log.info("resuming from the checkpoint of epoch %d", resume[1])
+                log.info("resuming from the checkpoint of epoch %d", state["epoch"])
             else:
                 model = architecture.build(index["height"], index["width"], index["max_length"],
-                                           index["num_classes"], counts["train"])
-        initial_epoch, history = (resume[1], resume[2]) if resume else (0, {})
-        callbacks = [*architecture.callbacks(data), _epoch_record(store, prefix, settings, history, workdir),
-                     *training_schedule(cfg.max_train_minutes), augmentation_switch()]
-        with native_noise_filtered():
-            model.fit(data.train, validation_data=data.val, epochs=cfg.epochs, initial_epoch=initial_epoch,
-                      callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
+                                           index["num_classes"], index["counts"]["train"])
+        initial_epoch = state["epoch"]
+        while True:
+            watch = stall_watch(cfg.stall_epochs)
+            callbacks = [*architecture.callbacks(data), _epoch_record(store, prefix, settings, state, workdir),
+                         *training_schedule(cfg.max_train_minutes, clock_started), augmentation_switch(), watch]
+            with native_noise_filtered():
+                model.fit(data.train, validation_data=data.val, epochs=cfg.epochs, initial_epoch=state["epoch"],
+                          callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
+            out_of_time = cfg.max_train_minutes and time.monotonic() >= clock_started + 60 * cfg.max_train_minutes
+            if not watch.stalled or out_of_time or state["epoch"] >= cfg.epochs:
+                break
+            change = _change_course(model, architecture, state, label_lengths, index, cfg, strategy,
+                                    time.perf_counter() - started)
+            if change is None:
+                log.info("train: the model still reads nothing after epoch %d and every change of course "
+                         "has been tried; training goes on as it is", state["epoch"])
+                cfg = dataclasses.replace(cfg, stall_epochs=0)
+                continue
+            model, architecture = change
+            data = _training_data(files, index, architecture, batch_size, cfg.seed, strategy)
         local = workdir / "model.keras"
         model.save(local)
         store.upload_file(local, f"{prefix}model.keras")
-    store.put_json(f"{prefix}model.json", meta)
+    history = state["history"]
+    store.put_json(f"{prefix}model.json", model_metadata(index, architecture.name))
     store.put_json(f"{prefix}history.json", history)
     seconds = time.perf_counter() - started
     epochs_run = len(next(iter(history.values()), []))
@@ -128,6 +147,53 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     return write_stage_result(store, cfg.run_key, "train", {
         "model": f"{prefix}model.keras", "metadata": f"{prefix}model.json", "history": f"{prefix}history.json",
         "epochs": epochs_run, "resumed_from_epoch": initial_epoch, "seconds": round(seconds, 1),
-        "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size,
-        "final": {k: round(v[-1], 4) for k, v in history.items()},
+        "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size, "arch": architecture.name,
+        "course": state["course"], "final": {k: round(v[-1], 4) for k, v in history.items()},
     })
+
+
+def _training_data(files: dict, index: dict, architecture, batch_size: int, seed: int, strategy):
+    """The datasets one architecture trains on (its own targets)."""
+    from tasks.data.input_pipeline import make_dataset
+    from tasks.modelling.architectures import TrainingData
+
+    shape = dict(height=index["height"], width=index["width"], max_length=index["max_length"],
+                 num_classes=index["num_classes"], targets=architecture.targets, batch_size=batch_size,
+                 float_pixels=strategy.num_replicas_in_sync > 1)
+    counts = index["counts"]
+    return TrainingData(
+        train=make_dataset(files["train"], training=True, seed=seed, count=counts["train"], **shape),
+        val=make_dataset(files["val"], training=False, count=counts["val"], **shape),
+        probe=make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size)))
+
+
+def _change_course(model, architecture, state: dict, label_lengths: list[int], index: dict, cfg, strategy,
+                   seconds: float):
+    """Apply the next recovery to a stalled model: (new model, its architecture), recorded in `state`
+    and logged; None when none is left."""
+    import keras
+
+    from tasks.modelling.architectures import get_architecture
+    from tasks.modelling.course import next_recovery, without_dropout
+
+    tried = [change["action"] for change in state["course"]]
+    action = next_recovery(model, architecture.name, tried, label_lengths)
+    if action is None:
+        return None
+    reason = (f"no reading after {cfg.stall_epochs} epochs of {architecture.name} "
+              f"(epoch {state['epoch']}, {seconds / 60:.1f} min into training)")
+    with strategy.scope():
+        if action == "without-dropout":
+            model = without_dropout(model)
+        else:
+            if action == "per-position-head":
+                architecture = get_architecture("cnn")
+            keras.utils.set_random_seed(cfg.seed + 1 + len(tried))
+            model = architecture.build(index["height"], index["width"], index["max_length"], index["num_classes"],
+                                       index["counts"]["train"])
+            model = without_dropout(model) if action == "fresh-start" else model
+    state["course"].append({"epoch": state["epoch"], "action": action, "reason": reason, "arch": architecture.name})
+    state["arch"] = architecture.name
+    log.info("train: changing course after epoch %d: %s, because of %s", state["epoch"], action, reason)
+    return model, architecture
+

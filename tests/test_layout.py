@@ -23,7 +23,8 @@ def imported_modules(path: Path) -> set[str]:
 def test_the_top_of_tasks_is_the_stages_and_a_few_subpackages():
     modules = sorted(p.stem for p in TASKS.glob("*.py"))
     assert modules == sorted(STAGES)
-    packages = sorted(p.name for p in TASKS.iterdir() if p.is_dir() and p.name != "__pycache__" and not p.name.startswith("."))
+    packages = sorted(p.name for p in TASKS.iterdir()
+                      if p.is_dir() and p.name != "__pycache__" and not p.name.startswith("."))
     assert packages == ["data", "modelling", "pipeline", "reporting", "serving", "store"]
     for package in packages:
         for folder in [TASKS / package, *(p for p in (TASKS / package).rglob("*") if p.is_dir())]:

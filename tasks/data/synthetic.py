@@ -1,9 +1,11 @@
-"""Synthetic labelled captchas from the `captcha` package, reproducible from a `synthetic://` spec.
+"""Synthetic labelled captchas, reproducible from a `synthetic://` spec.
 
 Spec: `synthetic://?count=4000&length=4&alphabet=0123456789&width=160&height=60&seed=0`; `length` may
-be a range (`4-6`); `mode` is `rgb` (default), `grey` or `rgba` (transparent background) and `format`
-`png` (default) or `jpeg`. The same spec always gives the same images, so ingesting it twice stores
-nothing new.
+be a range (`4-6`); `style` is `captcha` (default: the `captcha` package's distorted text on noise)
+or one drawn with fonts (`plain`, `colour`, `noisy`: see tasks.data.captcha_styles), where `width=0`
+sizes each image to its label; `mode` is `rgb` (default), `grey` or `rgba` (transparent background)
+and `format` `png` (default) or `jpeg`. The same spec always gives the same images on one machine,
+so ingesting it twice stores nothing new.
 """
 from __future__ import annotations
 
@@ -15,7 +17,12 @@ from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import parse_qsl, urlparse
 
+from PIL import Image
+
+from tasks.data.captcha_styles import render
+
 MAX_COUNT = 10_000_000
+STYLES = ("captcha", "plain", "colour", "noisy")
 
 
 class SyntheticSpecError(ValueError):
@@ -33,6 +40,7 @@ class SyntheticSpec:
     seed: int = 0
     mode: str = "rgb"
     format: str = "png"
+    style: str = "captcha"
 
     @classmethod
     def parse(cls, uri: str) -> "SyntheticSpec":
@@ -41,7 +49,7 @@ class SyntheticSpec:
         if parsed.scheme != "synthetic":
             raise SyntheticSpecError(f"{uri!r} is not a synthetic:// spec")
         fields = dict(parse_qsl(parsed.query or parsed.netloc, keep_blank_values=True, strict_parsing=False))
-        known = {"count", "length", "alphabet", "width", "height", "seed", "mode", "format"}
+        known = {"count", "length", "alphabet", "width", "height", "seed", "mode", "format", "style"}
         unknown = sorted(set(fields) - known)
         if unknown:
             raise SyntheticSpecError(f"synthetic spec {uri!r}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -56,7 +64,7 @@ class SyntheticSpec:
         except ValueError:
             raise SyntheticSpecError(f"synthetic spec {uri!r}: count, length, width, height and seed must be "
                                      "whole numbers (length may be a range like 4-6)") from None
-        for key in ("alphabet", "mode", "format"):
+        for key in ("alphabet", "mode", "format", "style"):
             if key in fields:
                 values[key] = fields[key]
         spec = cls(**values)
@@ -71,8 +79,11 @@ class SyntheticSpec:
             problems.append("length must be 1..32 (a range low-high with low <= high)")
         if len(self.alphabet) < 2 or not self.alphabet.isalnum() or len(set(self.alphabet)) != len(self.alphabet):
             problems.append("alphabet must be 2 or more distinct letters or digits")
-        if not (20 <= self.width <= 2000 and 20 <= self.height <= 1000):
-            problems.append("width must be 20..2000 and height 20..1000")
+        if not ((20 <= self.width <= 2000 or (self.width == 0 and self.style != "captcha"))
+                and 20 <= self.height <= 1000):
+            problems.append("width must be 20..2000 (0: sized to the label, for the font styles) and height 20..1000")
+        if self.style not in STYLES:
+            problems.append(f"style must be one of {', '.join(STYLES)}")
         if self.mode not in ("rgb", "grey", "rgba"):
             problems.append("mode must be rgb, grey or rgba")
         if self.format not in ("png", "jpeg"):
@@ -106,11 +117,16 @@ def _render(args: tuple[SyntheticSpec, int]) -> tuple[str, bytes]:
     rng = random.Random(spec.seed * 1_000_003 + index)
     length = rng.randint(spec.min_length, spec.max_length)
     label = "".join(rng.choice(spec.alphabet) for _ in range(length))
-    captcha.image.secrets = _SeededSecrets(rng.getrandbits(64))
-    image = captcha.image.ImageCaptcha(width=spec.width, height=spec.height).generate_image(label)
+    if spec.style == "captcha":
+        captcha.image.secrets = _SeededSecrets(rng.getrandbits(64))
+        image = captcha.image.ImageCaptcha(width=spec.width, height=spec.height).generate_image(label)
+    else:
+        image = render(spec.style, label, spec.width, spec.height, rng)
+    if image.mode == "RGBA" and spec.mode != "rgba":
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
     if spec.mode == "grey":
         image = image.convert("L")
-    elif spec.mode == "rgba":
+    elif spec.mode == "rgba" and image.mode != "RGBA":
         # The light background becomes transparent; text, dots and curve stay opaque.
         image.putalpha(image.convert("L").point(lambda v: 0 if v > 225 else 255))
     buffer = io.BytesIO()

@@ -24,10 +24,11 @@ def reads(logs: dict | None, threshold: float) -> bool:
     return max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= threshold
 
 
-def training_schedule(max_minutes: float):
+def training_schedule(max_minutes: float, started: float | None = None):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights); and
-    training ends after the epoch that passes `max_minutes` (0: no limit)."""
+    training ends after the epoch that passes `max_minutes` (0: no limit) from `started` (a
+    time.monotonic() reading; default: when training begins)."""
     import keras
 
     # Patiences and factor: docs/decisions.md#training-schedule.
@@ -36,7 +37,7 @@ def training_schedule(max_minutes: float):
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
         ]),
-        time_limit(max_minutes),
+        time_limit(max_minutes, started),
     ]
 
 
@@ -83,13 +84,14 @@ def after_first_reading(callbacks: list, threshold: float = READING):
     return AfterFirstReading()
 
 
-def time_limit(minutes: float):
-    """A callback that ends training after the epoch that passes `minutes` (0: never)."""
+def time_limit(minutes: float, started: float | None = None):
+    """A callback that ends training after the epoch that passes `minutes` (0: never) from `started`
+    (a time.monotonic() reading; default: when training begins)."""
     import keras
 
     class TimeLimit(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.deadline = time.monotonic() + 60 * minutes
+            self.deadline = (time.monotonic() if started is None else started) + 60 * minutes
 
         def on_epoch_end(self, epoch, logs=None):
             if minutes and time.monotonic() >= self.deadline:

@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from tasks.data.input_size import PREPROCESSING_METHODS
 from tasks.modelling.architectures import architecture_names
 from tasks.store import store_schemes
 
@@ -36,9 +37,11 @@ class PipelineConfig:
     epochs: int = 100
     batch_size: int = 16
     max_train_minutes: float = 9.0  # docs/decisions.md#time-cap-and-patience-defaults
+    stall_epochs: int = 15  # docs/decisions.md#changing-course
     arch: str = "crnn"
-    height: int = 50
-    width: int = 200
+    height: int = 0  # 0: chosen from the images (tasks.data.input_size)
+    width: int = 0
+    preprocessing: str = "ink"
     alphabet: str = ""
     max_label_length: int = 16
     label_length: int = 0
@@ -81,9 +84,17 @@ class PipelineConfig:
             raise ConfigError(f"run_key {self.run_key!r} must be 1-128 letters, digits, '.', '_' or '-'")
         _require_int(self, "epochs", 1, 10_000)
         _require_int(self, "batch_size", 1, 65_536)
-        _require_int(self, "height", 8, 1024)
-        _require_int(self, "width", 8, 4096)
+        if self.height or self.width:
+            _require_int(self, "height", 8, 1024)
+        if self.width:
+            _require_int(self, "width", 8, 4096)
+        _require_int(self, "height", 0, 1024)
+        _require_int(self, "width", 0, 4096)
+        if self.preprocessing not in PREPROCESSING_METHODS:
+            raise ConfigError(f"preprocessing {self.preprocessing!r} is unknown; choose one of "
+                              f"{list(PREPROCESSING_METHODS)}")
         _require_int(self, "seed", 0, 2**31 - 1)
+        _require_int(self, "stall_epochs", 0, 10_000)
         _require_int(self, "max_label_length", 1, 64)
         _require_int(self, "label_length", 0, self.max_label_length)
         if self.arch not in architecture_names():

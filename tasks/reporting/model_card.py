@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import json
 
+COURSE_ACTIONS = {
+    "without-dropout": "dropout turned off, training went on from the same weights",
+    "fresh-start": "a fresh start from another initialisation, without dropout",
+    "per-position-head": "switched to the per-position head (`cnn`), trained from scratch",
+}
+
 
 def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trained: dict, promoted: bool,
                reason: str) -> str:
@@ -11,7 +17,8 @@ def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trai
     ci_low, ci_high = metrics["full_accuracy_ci95"]
     lines = [
         f"# Captcha model {version}", "",
-        f"- Architecture: `{meta['arch']}`, input {meta['height']}x{meta['width']} grey, "
+        f"- Architecture: `{meta['arch']}`, input {meta['height']}x{meta['width']} "
+        f"({encoded.get('input_size', 'set by the user')}), preprocessing `{meta.get('preprocessing', 'grey')}`, "
         f"labels up to {meta['max_length']} characters from `{meta['alphabet']}`",
         f"- Data version: `{encoded['data_version']}` (shards `{meta['shards']}`)",
         "- Split sizes: " + ", ".join(f"{k} {v}" for k, v in encoded["splits"].items()),
@@ -25,6 +32,10 @@ def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trai
     if metrics.get("champion"):
         lines.append(f"- Champion {metrics['champion']['version']} on the same test split: "
                      f"{metrics['champion']['full_accuracy']:.2%}")
+    if trained.get("course"):
+        lines += ["", "## Course of training", ""]
+        lines += [f"- After epoch {change['epoch']}: {COURSE_ACTIONS.get(change['action'], change['action'])}, "
+                  f"because of {change['reason']}." for change in trained["course"]]
     lines += ["", "## Decision", "", f"{'Promoted to latest' if promoted else 'Not promoted'}: {reason}.",
               "", "## Settings", "", "```json", json.dumps(settings, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)

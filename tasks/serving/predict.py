@@ -138,7 +138,7 @@ def read_images(reader, meta: dict, items: Iterable[tuple[object, bytes]], batch
                 failures[index] = "the file cannot be read"
                 continue
             try:
-                arrays.append(preprocess_bytes(data, meta["height"], meta["width"]))
+                arrays.append(preprocess_bytes(data, meta["height"], meta["width"], meta.get("preprocessing", "grey")))
             except ImageRejected as error:
                 failures[index] = str(error)
         texts = []

@@ -4,8 +4,15 @@ Built in: `file://` (local.LocalStore) and `s3://` (s3.S3Store, boto3). Another 
 ObjectStore subclass with a `scheme`, registered with `register_store` (or the entry-point group
 `captcha_training.stores`).
 """
-from tasks.store.base import (MissingObjectError, ObjectStore, StoreError, check_key, open_store, register_store,
-                              store_schemes)
+from tasks.store.base import (
+                              MissingObjectError,
+                              ObjectStore,
+                              StoreError,
+                              check_key,
+                              open_store,
+                              register_store,
+                              store_schemes,
+)
 from tasks.store.local import LocalStore
 from tasks.store.s3 import S3Store
 

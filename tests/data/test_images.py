@@ -52,3 +52,41 @@ def test_transparency_is_flattened_on_white():
     rgba.putpixel((0, 0), (0, 0, 0, 255))
     pixels = preprocess_bytes(encode(rgba), 10, 40)
     assert pixels[0, 0] == 0 and pixels[5, 20] == 255
+
+
+def ink_of(image: Image.Image) -> np.ndarray:
+    from tasks.data.images import to_ink
+
+    return np.asarray(to_ink(image))
+
+
+def test_ink_makes_pale_and_inverted_text_as_dark_as_black_text():
+    pale = Image.new("RGB", (60, 20), "white")
+    pale.paste((255, 255, 120), (10, 5, 50, 15))  # pale yellow "text": brightness 240 of 255
+    assert np.asarray(pale.convert("L"))[10, 30] > 230
+    assert ink_of(pale)[10, 30] == 0 and ink_of(pale)[1, 1] == 255
+    inverted = Image.new("RGB", (60, 20), (20, 20, 20))
+    inverted.paste((230, 230, 230), (10, 5, 50, 15))  # light text on a dark background
+    assert ink_of(inverted)[10, 30] == 0 and ink_of(inverted)[1, 1] == 255
+
+
+def test_ink_of_a_transparent_image_is_its_opacity_whatever_the_colour():
+    image = Image.new("RGBA", (60, 20), (0, 0, 0, 0))
+    image.paste((200, 255, 255, 255), (5, 5, 25, 15))  # light cyan
+    image.paste((20, 20, 120, 255), (35, 5, 55, 15))  # dark blue
+    ink = ink_of(image)
+    assert ink[10, 15] == ink[10, 45] == 0 and ink[1, 1] == 255
+
+
+def test_ink_leaves_a_blank_image_blank_and_black_on_white_as_it_is():
+    assert (ink_of(Image.new("RGB", (30, 10), "white")) == 255).all()
+    text = Image.new("L", (30, 10), 255)
+    text.paste(0, (5, 2, 25, 8))
+    assert (ink_of(text) == np.asarray(text)).all()
+
+
+def test_the_preprocessing_names_agree_with_the_settings():
+    from tasks.data.images import PREPROCESSINGS
+    from tasks.data.input_size import PREPROCESSING_METHODS
+
+    assert tuple(PREPROCESSINGS) == PREPROCESSING_METHODS

@@ -55,3 +55,41 @@ def test_styles(query, mode, fmt):
 def test_rgba_jpeg_is_refused():
     with pytest.raises(SyntheticSpecError, match="jpeg has no transparency"):
         SyntheticSpec.parse("synthetic://?mode=rgba&format=jpeg")
+
+
+@pytest.mark.parametrize("query, size, mode", [
+    ("style=plain&width=72&height=24&length=4", (72, 24), "RGB"),
+    ("style=noisy&width=70&height=30&format=jpeg&alphabet=0123456789", (70, 30), "RGB"),
+])
+def test_font_styles_render_at_the_size_asked(query, size, mode):
+    import io
+
+    from PIL import Image
+
+    for name, data in generate(SyntheticSpec.parse(f"synthetic://?count=4&{query}"), workers=1):
+        image = Image.open(io.BytesIO(data))
+        assert image.size == size and image.mode == mode
+        assert min(image.convert("L").getextrema()) < 100  # there is dark text on it
+
+
+def test_the_colour_style_sizes_each_image_to_its_label():
+    import io
+
+    from PIL import Image
+
+    spec = SyntheticSpec.parse("synthetic://?count=12&style=colour&mode=rgba&width=0&height=80&length=4-8")
+    widths = {}
+    for name, data in generate(spec, workers=1):
+        image = Image.open(io.BytesIO(data))
+        assert image.mode == "RGBA" and image.height == 80
+        assert image.getextrema()[3] == (0, 255)  # a transparent background under opaque characters
+        widths.setdefault(len(name.split("_")[0]), []).append(image.width)
+    assert max(widths[min(widths)]) < min(widths[max(widths)])  # longer labels, wider images
+    assert all(120 <= w <= 800 for ws in widths.values() for w in ws)
+
+
+def test_width_0_is_for_the_font_styles_only():
+    with pytest.raises(SyntheticSpecError, match="0: sized to the label"):
+        SyntheticSpec.parse("synthetic://?width=0")
+    with pytest.raises(SyntheticSpecError, match="style must be one of"):
+        SyntheticSpec.parse("synthetic://?style=fancy")

@@ -119,7 +119,9 @@ def test_a_registered_architecture_runs_through_the_whole_pipeline(tiny_architec
     from tasks.modelling.saving import load_model
     from tasks.serving.predict import OnnxReader
 
-    batch = np.stack([preprocess_bytes(p.read_bytes(), cfg.height, cfg.width) for p in images])[..., None]
+    meta = store.get_json(f"{version}model.json")
+    batch = np.stack([preprocess_bytes(p.read_bytes(), meta["height"], meta["width"], meta["preprocessing"])
+                      for p in images])[..., None]
     batch = batch.astype(np.float32)
     store.download_file(f"{version}model.keras", tmp_path / "model.keras")
     keras_output = np.asarray(load_model(tmp_path / "model.keras").predict_on_batch(batch))

@@ -15,7 +15,8 @@ def test_the_card_names_data_metrics_champion_and_decision(tmp_path):
     card = model_card(cfg, "20261129T000000", meta, metrics, encoded, {"epochs": 3, "seconds": 12.0}, True,
                       "it reads 90.0%")
     assert card.startswith("# Captcha model 20261129T000000")
-    for line in ("Architecture: `crnn`, input 32x96 grey", "Data version: `v1`", "train 30, val 5, test 10",
+    for line in ("Architecture: `crnn`, input 32x96 (set by the user), preprocessing `grey`", "Data version: `v1`",
+                 "train 30, val 5, test 10",
                  "3 epochs in 12 s", "90.00% (9 of 10; 95% CI 60.00% - 98.00%)",
                  "Champion 20261128T020000 on the same test split: 80.00%", "Promoted to latest: it reads 90.0%."):
         assert line in card, line

@@ -1,0 +1,70 @@
+"""Training that stalls changes course: a model rigged never to learn goes through every recovery,
+ends on the per-position head, reads, and says so in its result, its checkpoint and its model card."""
+import pytest
+from conftest import make_config
+
+from tasks.build_shards import build_shards
+from tasks.encode_labels import encode_labels
+from tasks.evaluate import evaluate
+from tasks.ingest import ingest
+from tasks.modelling.architectures import Crnn, get_architecture, register_architecture
+from tasks.modelling.architectures.base import ARCHITECTURES
+from tasks.modelling.course import has_dropout, next_recovery, without_dropout
+from tasks.publish import publish
+from tasks.store import LocalStore
+from tasks.train import train
+
+
+class NeverLearns(Crnn):
+    """The crnn with dropout, compiled with a learning rate of 0: it can only stall."""
+
+    name = "never-learns"
+
+    def build(self, height, width, max_length, num_classes, train_images):
+        import keras
+
+        from tasks.modelling.architectures.crnn import build_network, ctc_loss
+
+        model = build_network(height, width, num_classes, dropout=True)
+        model.compile(optimizer=keras.optimizers.Adam(0.0), loss=ctc_loss)
+        return model
+
+
+@pytest.fixture
+def never_learns():
+    yield register_architecture(NeverLearns())
+    ARCHITECTURES.unregister("never-learns")
+
+
+def test_a_stalled_model_changes_course_until_it_reads(never_learns, tmp_path):
+    store = LocalStore(tmp_path / "store")
+    cfg = make_config(store, arch="never-learns", epochs=12, stall_epochs=1, batch_size=16,
+                      source="synthetic://?count=300&length=3&alphabet=ABCD&style=plain&width=72&height=24&seed=3")
+    for stage in (ingest, encode_labels, build_shards):
+        stage(cfg, store)
+    trained = train(cfg, store, cache_dir=tmp_path / "cache")
+    assert [change["action"] for change in trained["course"]] == ["without-dropout", "fresh-start",
+                                                                  "per-position-head"]
+    assert [change["epoch"] for change in trained["course"]] == [1, 2, 3]
+    assert all("no reading after 1 epochs" in change["reason"] for change in trained["course"])
+    assert trained["arch"] == "cnn" and trained["epochs"] == 12
+    assert store.get_json(trained["metadata"])["arch"] == "cnn"
+    assert store.get_json(f"runs/{cfg.run_key}/checkpoint.json")["course"] == trained["course"]
+
+    evaluated = evaluate(cfg, store, tmp_path / "cache")
+    assert evaluated["full_accuracy"] > 0
+    published = publish(cfg, store)
+    card = store.get_bytes(f"models/{published['version']}/model_card.md").decode()
+    assert "## Course of training" in card and "switched to the per-position head" in card
+    assert "Architecture: `cnn`" in card
+
+
+def test_recoveries_apply_only_where_they_can(tmp_path):
+    crnn = get_architecture("crnn").build(32, 96, 4, 11, 100)  # a small set: built with dropout
+    assert has_dropout(crnn) and not has_dropout(without_dropout(crnn))
+    assert next_recovery(crnn, "crnn", [], [4]) == "without-dropout"
+    assert next_recovery(crnn, "crnn", ["without-dropout"], [4]) == "fresh-start"
+    assert next_recovery(crnn, "crnn", ["without-dropout", "fresh-start"], [4]) == "per-position-head"
+    assert next_recovery(crnn, "crnn", ["without-dropout", "fresh-start"], [3, 4]) is None  # lengths vary
+    cnn = get_architecture("cnn").build(32, 96, 4, 11, 100)
+    assert next_recovery(cnn, "cnn", ["fresh-start"], [4]) is None
