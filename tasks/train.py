@@ -38,13 +38,15 @@ def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, w
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.started
             logs = dict(logs or {})
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            log.info("epoch %d/%d: %s (%.1f s)", epoch + 1, self.params["epochs"],
+                     " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items())), seconds)
+            logs["epoch_seconds"] = seconds  # for time-to-accuracy figures
             for name, value in logs.items():
                 state["history"].setdefault(name, []).append(float(value))
             state["epoch"] = epoch + 1
-            log.info("epoch %d/%d: %s (%.1f s)", epoch + 1, self.params["epochs"],
-                     " ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items())), time.perf_counter() - self.started)
             local = workdir / "checkpoint.keras"
             self.model.save(local)
             store.upload_file(local, f"{prefix}checkpoint.keras")
