@@ -10,7 +10,7 @@ from tasks.modelling.architectures.base import Architecture, TrainingData
 log = logging.getLogger(__name__)
 
 # Small training sets only: docs/decisions.md#dropout-bound.
-DROPOUT_BELOW_IMAGES = 2_000
+DROPOUT_BELOW_IMAGES = 1_000
 
 
 def wants_dropout(train_images: int) -> bool:
