@@ -47,15 +47,11 @@ def render(style: str, label: str, width: int, height: int, rng: random.Random) 
     return {"plain": _plain, "colour": _colour, "noisy": _noisy}[style](label, width, height, rng)
 
 
-def _text_size(font, text: str) -> tuple[int, int, int, int]:
-    return font.getbbox(text)
-
-
 def _fitted_font(path: str, text: str, width: int, height: int, fill: float) -> ImageFont.FreeTypeFont:
     """The largest size of the font at which `text` fits `fill` of the box."""
     size = max(6, int(height * fill))
     while size > 6:
-        left, top, right, bottom = _text_size(_font(path, size), text)
+        left, top, right, bottom = _font(path, size).getbbox(text)
         if right - left <= width * fill and bottom - top <= height * fill:
             break
         size -= 1
@@ -66,11 +62,18 @@ def _plain(label: str, width: int, height: int, rng: random.Random) -> Image.Ima
     width = width or int(height * 0.75 * len(label)) + height
     font = _fitted_font(rng.choice(font_files()), label, width, height, rng.uniform(0.75, 0.92))
     image = Image.new("RGB", (width, height), "white")
-    left, top, right, bottom = _text_size(font, label)
-    x = (width - (right - left)) / 2 - left + rng.uniform(-0.04, 0.04) * width
-    y = (height - (bottom - top)) / 2 - top + rng.uniform(-0.06, 0.06) * height
-    ImageDraw.Draw(image).text((x, y), label, font=font, fill=(0, 0, 0))
+    _draw_centred(ImageDraw.Draw(image), label, font, (width, height), (0.04, 0.06), (0, 0, 0), rng)
     return image
+
+
+def _draw_centred(draw, text: str, font, size: tuple[int, int], jitter: tuple[float, float], fill,
+                  rng: random.Random) -> None:
+    """Draw `text` centred in an image of `size`, moved at random by up to `jitter` of each side."""
+    width, height = size
+    left, top, right, bottom = font.getbbox(text)
+    x = (width - (right - left)) / 2 - left + rng.uniform(-jitter[0], jitter[0]) * width
+    y = (height - (bottom - top)) / 2 - top + rng.uniform(-jitter[1], jitter[1]) * height
+    draw.text((x, y), text, font=font, fill=fill)
 
 
 def _colour(label: str, width: int, height: int, rng: random.Random) -> Image.Image:
@@ -78,7 +81,7 @@ def _colour(label: str, width: int, height: int, rng: random.Random) -> Image.Im
     size = int(height * rng.uniform(0.55, 0.7))
     glyphs = []
     for char in label:
-        left, top, right, bottom = _text_size(_font(path, size), char)
+        left, top, right, bottom = _font(path, size).getbbox(char)
         glyph = Image.new("RGBA", (right - left + 8, bottom - top + 8), (0, 0, 0, 0))
         hue, pale = rng.random(), rng.random() < 0.35
         rgb = colorsys.hls_to_rgb(hue, rng.uniform(0.72, 0.85) if pale else rng.uniform(0.25, 0.5), 1.0)
@@ -108,8 +111,6 @@ def _noisy(label: str, width: int, height: int, rng: random.Random) -> Image.Ima
         draw.line([(rng.randrange(width), rng.randrange(height)), (rng.randrange(width), rng.randrange(height))],
                   fill=rng.randrange(60, 160), width=1)
     font = _fitted_font(rng.choice(font_files()), label, width, height, rng.uniform(0.7, 0.85))
-    left, top, right, bottom = _text_size(font, label)
-    x = (width - (right - left)) / 2 - left + rng.uniform(-0.05, 0.05) * width
-    y = (height - (bottom - top)) / 2 - top + rng.uniform(-0.08, 0.08) * height
-    draw.text((x, y), label, font=font, fill=rng.randrange(0, 60))
+    ink = rng.randrange(0, 60)
+    _draw_centred(draw, label, font, (width, height), (0.05, 0.08), ink, rng)
     return image.convert("RGB")
