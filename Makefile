@@ -77,7 +77,15 @@ ui: airflow-db
 	  $(AIRFLOW) standalone
 
 # The distributed deployment of docker/ (needs Docker, and an NVIDIA GPU for the gpu worker).
+# Refuses to start with docker/.env missing or holding the example's secrets.
+SECRETS := POSTGRES_PASSWORD MINIO_ROOT_PASSWORD AIRFLOW_JWT_SECRET AIRFLOW_ADMIN_PASSWORD
 up:
+	@test -f docker/.env || { echo "make up: docker/.env is missing: cp docker/.env.example docker/.env, then set its secrets"; exit 1; }
+	@for name in $(SECRETS); do \
+	  example=$$(grep "^$$name=" docker/.env.example | cut -d= -f2-); value=$$(grep "^$$name=" docker/.env | cut -d= -f2-); \
+	  if [ -z "$$value" ] || [ "$$value" = "$$example" ]; then \
+	    echo "make up: set $$name in docker/.env to a secret of your own (it is empty or the example's)"; exit 1; fi; \
+	done
 	$(COMPOSE) up --build --detach
 
 down:

@@ -11,12 +11,19 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from tasks.data.input_size import PREPROCESSING_METHODS
 from tasks.modelling.architectures import architecture_names, get_architecture
-from tasks.pipeline.config import DEFAULTS, default_store_uri
+from tasks.pipeline.config import DEFAULTS, default_store_uri, param_schema
 from tasks.store import store_schemes
 
 SCHEDULE = os.environ.get("CAPTCHA_SCHEDULE", "0 2 * * *")  # "none": triggered runs only
 TRAIN_QUEUE = os.environ.get("CAPTCHA_TRAIN_QUEUE", "default")
 S3_CONN_ID = os.environ.get("CAPTCHA_S3_CONN_ID", "captcha_s3")
+# A task that hangs (a stalled mount, a dead endpoint) fails instead of holding its worker slot for
+# ever. Training may run up to the longest time limit the form accepts, plus evaluation on the way.
+TIMEOUTS = {
+    "check_inputs": timedelta(minutes=30), "ingest": timedelta(hours=12), "encode_labels": timedelta(hours=2),
+    "build_shards": timedelta(hours=12), "evaluate": timedelta(hours=4), "publish": timedelta(hours=2),
+    "train": timedelta(minutes=param_schema("max_train_minutes")["maximum"], hours=2),
+}
 # Each publish emits an event on this asset, with the model's version, location, accuracy and whether
 # it became latest: other DAGs can be scheduled on it.
 MODEL_ASSET = Asset(name="captcha_model", uri="captcha://models/latest")
@@ -42,24 +49,24 @@ PARAMS = {
                     description="Folder, .zip/.tar.gz archive, s3://bucket/prefix or synthetic://?count=..."),
     "store": Param(default_store_uri(), type="string", pattern=f"^({'|'.join(store_schemes())})://.+", title="Store",
                    description="Object-store root URI (file:///path or s3://bucket/prefix)"),
-    "epochs": Param(DEFAULTS["epochs"], type="integer", minimum=1, maximum=10000, title="Epochs",
+    "epochs": Param(DEFAULTS["epochs"], **param_schema("epochs"), title="Epochs",
                     description="Most training epochs; early stopping may end sooner"),
-    "max_train_minutes": Param(DEFAULTS["max_train_minutes"], type="number", minimum=0, maximum=10080,
+    "max_train_minutes": Param(DEFAULTS["max_train_minutes"], **param_schema("max_train_minutes"),
                                title="Training time limit (minutes)",
                                description="Training stops after this long, keeping the best epoch; 0: no limit"),
-    "stall_epochs": Param(DEFAULTS["stall_epochs"], type="integer", minimum=0, maximum=10000,
+    "stall_epochs": Param(DEFAULTS["stall_epochs"], **param_schema("stall_epochs"),
                           title="Epochs to start reading",
                           description="A model that reads nothing after this many epochs changes course (dropout "
                                       "off, a fresh start, the per-position head); 0: never"),
-    "batch_size": Param(DEFAULTS["batch_size"], type="integer", minimum=1, maximum=65536, title="Batch size",
+    "batch_size": Param(DEFAULTS["batch_size"], **param_schema("batch_size"), title="Batch size",
                         description="Images per step on each device"),
     "arch": Param(DEFAULTS["arch"], type="string", enum=architecture_names(), title="Architecture",
                   description="; ".join(f"{name}: {get_architecture(name).description}"
                                         for name in architecture_names())),
-    "height": Param(DEFAULTS["height"], type="integer", minimum=0, maximum=1024, title="Input height",
+    "height": Param(DEFAULTS["height"], **param_schema("height"), title="Input height",
                     description="Model input height (8 or more); images are resized to fit, keeping their "
                                 "aspect ratio, and padded; 0: 50"),
-    "width": Param(DEFAULTS["width"], type="integer", minimum=0, maximum=4096, title="Input width",
+    "width": Param(DEFAULTS["width"], **param_schema("width"), title="Input width",
                    description="Model input width (8 or more); 0: chosen from the images' shapes and the "
                                "longest label"),
     "preprocessing": Param(DEFAULTS["preprocessing"], type="string", enum=list(PREPROCESSING_METHODS),
@@ -69,22 +76,22 @@ PARAMS = {
     # Optional (null allowed): the trigger form treats an empty required string as missing.
     "alphabet": Param(DEFAULTS["alphabet"] or None, type=["null", "string"], title="Alphabet",
                       description="Characters labels may use; empty: read off the data"),
-    "max_label_length": Param(DEFAULTS["max_label_length"], type="integer", minimum=1, maximum=64,
+    "max_label_length": Param(DEFAULTS["max_label_length"], **param_schema("max_label_length"),
                               title="Longest label", description="Longer labels are refused at ingest"),
-    "label_length": Param(DEFAULTS["label_length"], type="integer", minimum=0, maximum=64, title="Label length",
+    "label_length": Param(DEFAULTS["label_length"], **param_schema("label_length"), title="Label length",
                           description="Every label has exactly this many characters, others are refused at "
                                       "ingest; 0: any length up to the longest label"),
-    "max_refused_fraction": Param(DEFAULTS["max_refused_fraction"], type="number", minimum=0, maximum=0.99,
+    "max_refused_fraction": Param(DEFAULTS["max_refused_fraction"], **param_schema("max_refused_fraction"),
                                   title="Refused-fraction limit",
                                   description="Ingest fails when more than this fraction of images is refused"),
-    "min_accuracy": Param(DEFAULTS["min_accuracy"], type="number", minimum=0, maximum=1,
+    "min_accuracy": Param(DEFAULTS["min_accuracy"], **param_schema("min_accuracy"),
                           title="Accuracy floor",
                           description="A model becomes latest only if it reads at least this fraction of the test "
                                       "captchas, and no fewer than the current latest on the same test split"),
     "force": Param(DEFAULTS["force"], type="boolean", title="Retrain even if nothing changed",
                    description="Without it, a run on the same data with the same settings as the published "
                                "model ends after ingest"),
-    "seed": Param(DEFAULTS["seed"], type="integer", minimum=0, title="Seed", description="Random seed of training"),
+    "seed": Param(DEFAULTS["seed"], **param_schema("seed"), title="Seed", description="Random seed of training"),
 }
 
 
@@ -123,7 +130,7 @@ def _run_context():
     params=PARAMS,
 )
 def captcha_training():
-    @task
+    @task(execution_timeout=TIMEOUTS["check_inputs"])
     def check_inputs() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -135,14 +142,14 @@ def captcha_training():
         except INPUT_ERRORS as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix a wrong setting
 
-    @task
+    @task(execution_timeout=TIMEOUTS["ingest"])
     def ingest() -> dict:
         from tasks.ingest import ingest as run
 
         cfg, store, s3_options = _run_context()
         return run(cfg, store, s3_options=s3_options)
 
-    @task
+    @task(execution_timeout=TIMEOUTS["encode_labels"])
     def encode_labels() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -155,25 +162,25 @@ def captcha_training():
             raise AirflowSkipException(reason)  # everything downstream is skipped with it
         return run(cfg, store)
 
-    @task
+    @task(execution_timeout=TIMEOUTS["build_shards"])
     def build_shards() -> dict:
         from tasks.build_shards import build_shards as run
 
         return run(*_run_context()[:2])
 
-    @task(queue=TRAIN_QUEUE)
+    @task(queue=TRAIN_QUEUE, execution_timeout=TIMEOUTS["train"])
     def train() -> dict:
         from tasks.train import train as run
 
         return run(*_run_context()[:2])
 
-    @task
+    @task(execution_timeout=TIMEOUTS["evaluate"])
     def evaluate() -> dict:
         from tasks.evaluate import evaluate as run
 
         return run(*_run_context()[:2])
 
-    @task(outlets=[MODEL_ASSET])
+    @task(outlets=[MODEL_ASSET], execution_timeout=TIMEOUTS["publish"])
     def publish() -> dict:
         from tasks.publish import publish as run
 

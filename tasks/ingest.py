@@ -29,12 +29,13 @@ from pathlib import Path
 
 from tasks.data.catalog import Catalog
 from tasks.data.images import ImageRejected, decode_image
+from tasks.data.labels import check_label
 from tasks.data.manifests import CURRENT, manifest_key
 from tasks.data.parallel import CpuPool, bounded_map
 from tasks.data.sources import SourceError, SourceItem, iter_source
 from tasks.pipeline.config import PipelineConfig
 from tasks.pipeline.records import write_stage_result
-from tasks.store import MissingObjectError, ObjectStore
+from tasks.store import MissingObjectError, ObjectStore, check_key, update_json
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +54,6 @@ class CheckedImage:
     data: bytes = b""
     problem: str | None = None
     unchanged: bool = False  # known from the ledger; not read
-
-
-def check_label(label: str | None, cfg: PipelineConfig) -> str | None:
-    """Why `label` is unusable under cfg's alphabet and length rules, or None."""
-    if label is None:
-        return "no label: the file is not listed in labels.csv"
-    if not label:
-        return "empty label"
-    if len(label) > cfg.max_label_length:
-        return f"label {label!r} is longer than max_label_length ({cfg.max_label_length})"
-    if cfg.label_length and len(label) != cfg.label_length:
-        return f"label {label!r} has {len(label)} characters, not the label_length of {cfg.label_length}"
-    if any(not c.isprintable() or c.isspace() for c in label):
-        return f"label {label!r} has spaces or unprintable characters"
-    outside = sorted(set(label) - set(cfg.alphabet)) if cfg.alphabet else []
-    if outside:
-        return f"label {label!r} has characters outside the alphabet: {''.join(outside)!r}"
-    return None
 
 
 def check_item(item: SourceItem, cfg: PipelineConfig, known: dict | None, cpu: Executor) -> CheckedImage:
@@ -129,8 +112,7 @@ def ingest(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | None = No
             summary["duplicates"] = summary["seen"] - summary["stored"] - summary["refused"]
             store.upload_file(work / "quarantine.jsonl", quarantine_key)
             _check_counts(cfg, store, summary)
-            if version != previous:
-                _write_manifest(store, catalog, work / "manifest.jsonl", summary)
+            _publish_data_set(store, catalog, work / "manifest.jsonl", summary, previous)
             store.upload_file(work / "ledger.jsonl", ledger_key)
         finally:
             catalog.close()
@@ -153,7 +135,7 @@ def _load_previous(store: ObjectStore, catalog: Catalog, ledger_key: str) -> str
     except MissingObjectError:
         current = None
     if current:
-        catalog.load("stored", store.iter_jsonl(current["manifest"]))
+        catalog.load("stored", store.iter_jsonl(check_key(current["manifest"])))
     if store.exists(ledger_key):
         catalog.load("ledger", store.iter_jsonl(ledger_key))
     return current["data_version"] if current else None
@@ -238,20 +220,36 @@ def _check_counts(cfg, store: ObjectStore, summary: dict) -> None:
                           f"{store.url(summary['quarantine'])}")
 
 
-def _write_manifest(store: ObjectStore, catalog: Catalog, local: Path, summary: dict) -> None:
-    """The data set's manifest, then the pointer to it: a reader never finds a pointer to half a manifest."""
-    with open(local, "w") as manifest:
-        for entry in catalog.stored_entries():
-            manifest.write(json.dumps(entry, sort_keys=True) + "\n")
-    store.upload_file(local, summary["manifest"])
-    store.put_json(CURRENT, {"data_version": summary["data_version"], "manifest": summary["manifest"],
-                             "images": summary["total_images"]})
+def _publish_data_set(store: ObjectStore, catalog: Catalog, local: Path, summary: dict, loaded: str | None) -> None:
+    """Write the data set's manifest, then move manifests/current.json to it by compare-and-swap (a
+    reader never finds a pointer to half a manifest). If another ingest moved the pointer since this
+    one loaded the data set (version `loaded`), its images are merged in (its labels kept) and the
+    manifest written again: two ingests at once both land. Updates `summary`."""
+    def add_ours(current: dict | None) -> dict | None:
+        nonlocal loaded
+        if current and current["data_version"] != loaded:
+            log.info("ingest: another ingest stored data version %s meanwhile; merging its images in",
+                     current["data_version"])
+            catalog.load("stored", store.iter_jsonl(check_key(current["manifest"])))
+            loaded = current["data_version"]
+            summary.update(data_version=catalog.data_version(), total_images=catalog.stored_count())
+            summary["manifest"] = manifest_key(summary["data_version"])
+        if summary["data_version"] == loaded:
+            return None  # the stored data set already is this one
+        with open(local, "w") as manifest:
+            for entry in catalog.stored_entries():
+                manifest.write(json.dumps(entry, sort_keys=True) + "\n")
+        store.upload_file(local, summary["manifest"])
+        return {"data_version": summary["data_version"], "manifest": summary["manifest"],
+                "images": summary["total_images"]}
+
+    update_json(store, CURRENT, add_ours)
 
 
 def up_to_date(cfg: PipelineConfig, store: ObjectStore, version: str) -> str | None:
     """Why no retraining is needed (the published model was trained on this very data with these
     settings), or None when it is, or when `force` asks for it anyway."""
-    from tasks.serving.registry import LATEST
+    from tasks.registry import LATEST
 
     if cfg.force or not store.exists(LATEST):
         return None

@@ -1,10 +1,13 @@
 """Stage 6, publish: the model in every serving format, what inference needs, metrics, plots and a
-model card under models/<version>/; then the gate decides whether it becomes `latest`.
+model card under a new, immutable models/<version>/ (tasks.registry.versions); then the gate decides
+whether it becomes `latest`.
 
 The gate: the model must read at least `min_accuracy` of the test captchas, and at least as many as
-the current champion reads of the same test captchas. A model that fails stays under its version and
-nothing else changes. models/latest.json is written last, once every file of the version is in
-place: nobody ever sees half a model.
+the champion reads of the same test captchas. The champion is read again when the gate decides; if
+it is no longer the one evaluate measured, the new one is measured on this run's test captchas
+first. models/latest.json then moves by compare-and-swap, so a publish that lost a race decides
+again against the winner instead of overwriting it. A model that fails stays under its version and
+`latest` does not move; every decision goes to the audit log (tasks.registry.promotion).
 """
 from __future__ import annotations
 
@@ -16,17 +19,18 @@ import time
 from pathlib import Path
 
 from tasks.pipeline.records import read_stage_result, run_prefix, write_stage_result
+from tasks.registry.promotion import move_latest, record_decision, score_version
+from tasks.registry.versions import LATEST, RECORD, read_champion, read_version, version_name, version_prefix
 from tasks.reporting.model_card import model_card
-from tasks.serving.registry import LATEST, version_prefix
-from tasks.store import ObjectStore
+from tasks.store import ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
 GALLERY_SIZE = 16
+CAS_ATTEMPTS = 10
 
 
-def model_version(run_key: str) -> str:
-    """The version a run publishes under: its run key, so republishing a run replaces, never duplicates."""
-    return run_key
+class PublishError(RuntimeError):
+    """The champion kept changing while this run's model was being decided on."""
 
 
 def gate(metrics: dict, min_accuracy: float) -> tuple[bool, str]:
@@ -53,14 +57,12 @@ def _gallery(store: ObjectStore, rows: list[dict], title: str) -> bytes:
     return gallery_plot(samples, title=title)
 
 
-def _export_serving_formats(store: ObjectStore, keras_key: str, prefix: str, workdir: Path) -> list[str]:
+def _export_serving_formats(store: ObjectStore, local: Path, prefix: str, workdir: Path) -> list[str]:
     from tasks.modelling.export import export_onnx, export_saved_model
     from tasks.modelling.runtime import import_tensorflow
     from tasks.modelling.saving import load_model
 
     import_tensorflow()
-    local = workdir / "model.keras"
-    store.download_file(keras_key, local)
     store.upload_file(local, f"{prefix}model.keras")
     model = load_model(local)
     written = [f"{prefix}model.keras"]
@@ -74,24 +76,20 @@ def _export_serving_formats(store: ObjectStore, keras_key: str, prefix: str, wor
     return written
 
 
-def publish(cfg, store: ObjectStore) -> dict:
-    """Publish this run's model, then move models/latest.json to it if it passes the gate."""
+def _write_version(cfg, store: ObjectStore, version: str, local_model: Path, workdir: Path, passes: bool,
+                   reason: str) -> dict:
+    """Every file of a new version, then its record (version.json) last; return the record."""
     from tasks.reporting.plots import confusion_plot, history_plot
 
-    started = time.perf_counter()
+    prefix = version_prefix(version)
     trained = read_stage_result(store, cfg.run_key, "train")
     evaluated = read_stage_result(store, cfg.run_key, "evaluate")
     encoded = read_stage_result(store, cfg.run_key, "encode_labels")
-    version = model_version(cfg.run_key)
-    prefix = version_prefix(version)
     metrics = store.get_json(evaluated["metrics"])
     meta = store.get_json(trained["metadata"])
     history = store.get_json(trained["history"])
-    rows = [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
-    promoted, reason = gate(metrics, cfg.min_accuracy)
-
-    with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
-        _export_serving_formats(store, trained["model"], prefix, Path(tmp))
+    rows = _test_rows(store, evaluated)
+    files = _export_serving_formats(store, local_model, prefix, workdir)
     store.put_json(f"{prefix}model.json", meta)
     store.put_json(f"{prefix}alphabet.json", {"alphabet": meta["alphabet"], "max_length": meta["max_length"]})
     store.put_json(f"{prefix}metrics.json", metrics)
@@ -106,18 +104,83 @@ def publish(cfg, store: ObjectStore) -> dict:
     for name, png in plots.items():
         store.put_bytes(f"{prefix}{name}", png)
     store.put_bytes(f"{prefix}model_card.md",
-                    model_card(cfg, version, meta, metrics, encoded, trained, promoted, reason).encode())
-    if promoted:
-        store.put_json(LATEST, {"version": version, "folder": prefix, "model": f"{prefix}model.keras",
-                                "onnx": f"{prefix}model.onnx", "metrics": {k: metrics[k] for k in (
-                                    "full_accuracy", "char_accuracy", "char_error_rate", "test_images")},
-                                "run": run_prefix(cfg.run_key), "data_version": encoded["data_version"],
-                                "settings": cfg.model_settings(), "published_at": time.time()})
+                    model_card(cfg, version, meta, metrics, encoded, trained, passes, reason).encode())
+    files += [f"{prefix}{name}" for name in ("model.json", "alphabet.json", "metrics.json", "history.json",
+                                              *plots, "model_card.md")]
+    record = {
+        "version": version, "run_key": cfg.run_key, "run": run_prefix(cfg.run_key), "created_at": time.time(),
+        "data_version": encoded["data_version"], "images": sum(encoded["splits"].values()),
+        "splits": encoded["splits"], "arch": meta["arch"], "input": f"{meta['height']}x{meta['width']}",
+        "metrics": {k: v for k, v in metrics.items() if k not in ("confusion", "champion")},
+        "evaluated_against": (metrics.get("champion") or {}).get("version"),
+        "training_seconds": trained["seconds"], "epochs": trained["epochs"], "course": trained.get("course", []),
+        "settings": cfg.model_settings(), "files": files,
+    }
+    try:
+        store.put_if(f"{prefix}{RECORD}", json.dumps(record, indent=2, sort_keys=True).encode(), None)
+    except PreconditionFailed:  # the same model published at the same moment by another try: keep that one
+        return read_version(store, version)
+    return record
+
+
+def _test_rows(store: ObjectStore, evaluated: dict) -> list[dict]:
+    return [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
+
+
+def _decide(cfg, store: ObjectStore, record: dict, metrics: dict, rows: list[dict], workdir: Path) -> tuple[bool, str]:
+    """Gate the version against the champion as it is now, and move `latest` to it by compare-and-swap
+    if it passes; decide again whenever another publish moved `latest` in between. (promoted?, why)"""
+    who = f"publish of run {cfg.run_key}"
+    measured = metrics.get("champion")
+    for _ in range(CAS_ATTEMPTS):
+        champion, tag = read_champion(store)
+        before = champion["version"] if champion else None
+        if before == record["version"]:
+            return True, f"version {before} already is the champion"
+        if champion and (measured or {}).get("version") != before:
+            log.info("publish: the champion is now %s, not the one evaluate measured; measuring it on this run's "
+                     "test captchas", before)
+            measured = {"version": before, **score_version(store, champion["folder"], rows, workdir / before)}
+        promoted, reason = gate({**metrics, "champion": measured if champion else None}, cfg.min_accuracy)
+        if not promoted:
+            record_decision(store, "gate", record["version"], before, False, reason, who)
+            return False, reason
+        try:
+            move_latest(store, record, tag, before, "gate", reason, who)
+            return True, reason
+        except PreconditionFailed:
+            log.info("publish: another publish moved %s while this one decided; deciding again", LATEST)
+    raise PublishError(f"{store.url(LATEST)} changed {CAS_ATTEMPTS} times while version {record['version']} "
+                       "was being decided on; clear publish to try again")
+
+
+def publish(cfg, store: ObjectStore) -> dict:
+    """Publish this run's model as a new version (or find it already published), then move
+    models/latest.json to it if it passes the gate."""
+    started = time.perf_counter()
+    trained = read_stage_result(store, cfg.run_key, "train")
+    evaluated = read_stage_result(store, cfg.run_key, "evaluate")
+    metrics = store.get_json(evaluated["metrics"])
+    rows = _test_rows(store, evaluated)
+    with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
+        workdir = Path(tmp)
+        local = workdir / "trained.keras"
+        store.download_file(trained["model"], local)
+        version = version_name(cfg.run_key, local)
+        record = read_version(store, version)
+        if record is None:
+            passes, verdict = gate(metrics, cfg.min_accuracy)
+            record = _write_version(cfg, store, version, local, workdir, passes, verdict)
+        else:
+            log.info("publish: version %s is already published; its files stay as they are", version)
+        promoted, reason = _decide(cfg, store, record, metrics, rows, workdir)
+    prefix = version_prefix(version)
     result = {
         "version": version, "promoted": promoted, "reason": reason,
         "model_uri": store.url(f"{prefix}model.keras"), "onnx_uri": store.url(f"{prefix}model.onnx"),
         "model_card": store.url(f"{prefix}model_card.md"),
-        "plots": [store.url(f"{prefix}{name}") for name in plots],
+        "plots": [store.url(f"{prefix}{name}") for name in ("history.png", "test_gallery.png",
+                                                              "misread_gallery.png", "confusion.png")],
         "full_accuracy": round(metrics["full_accuracy"], 4), "char_accuracy": round(metrics["char_accuracy"], 4),
         "latest": store.url(LATEST), "seconds": round(time.perf_counter() - started, 1),
     }

@@ -1,7 +1,11 @@
 """Stage 4, train: fit the model on the shards, checkpointing every epoch so a killed run resumes.
 
 Writes runs/<run key>/model.keras, model.json (what inference needs to know), history.json and
-checkpoint.keras / checkpoint.json (the last finished epoch, for resuming).
+checkpoint.keras / checkpoint.json (the last finished epoch, for resuming) with best.keras (the best
+weights so far). An interrupted try resumes where it stopped: its weights, optimizer and
+learning rate, the schedule's patience and best weights, and the time already spent, so all the
+tries of a run together train for at most `max_train_minutes`. A training that finished marks its
+checkpoint complete: running the task again (clearing it in Airflow) trains again from scratch.
 """
 from __future__ import annotations
 
@@ -28,9 +32,12 @@ def model_metadata(index: dict, arch: str) -> dict:
             "data_version": index["data_version"], "shards": index["cache_key"]}
 
 
-def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, workdir: Path):
+def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, workdir: Path, schedule,
+                  clock_started: float):
     """A callback that logs one line per epoch and stores the checkpoint and `state` (epoch, history,
-    architecture and course changes) after each."""
+    architecture and course changes, the schedule's state, training time so far) after each; and the
+    weights as best.keras when they are the schedule's best so far. It must come after the schedule's
+    callbacks, so that what it stores includes the epoch just ended."""
     import keras
 
     class EpochRecord(keras.callbacks.Callback):
@@ -47,28 +54,45 @@ def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, w
             for name, value in logs.items():
                 state["history"].setdefault(name, []).append(float(value))
             state["epoch"] = epoch + 1
+            state["elapsed_seconds"] = time.monotonic() - clock_started
+            state["schedule"] = schedule.state()
             local = workdir / "checkpoint.keras"
             self.model.save(local)
             store.upload_file(local, f"{prefix}checkpoint.keras")
+            if schedule.improved(epoch):
+                store.upload_file(local, f"{prefix}best.keras")
             store.put_json(f"{prefix}checkpoint.json", {**state, "settings": settings})
 
     return EpochRecord()
 
 
 def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path):
-    """(checkpoint path, its state) of a matching checkpoint of this run, or None. The state holds the
-    epoch reached, the history, the architecture trained and the course changes made so far."""
+    """(checkpoint path, its state, best weights or None) of an interrupted training of this run
+    with the same settings, or None. The state holds the epoch reached, the history, the
+    architecture trained, the course changes made, the schedule's state and the time spent so far."""
+    from tasks.modelling.saving import load_model
     from tasks.store import MissingObjectError
 
     try:
         state = store.get_json(f"{prefix}checkpoint.json")
         if state.get("settings") != settings:
             return None
+        if state.get("complete"):
+            log.info("train: this run's training finished before (%d epochs): training again from scratch",
+                     state["epoch"])
+            return None
         local = workdir / "resume.keras"
         store.download_file(f"{prefix}checkpoint.keras", local)
+        best = None
+        # best.keras holds the schedule's best weights once it has some (a fresh start or a change of
+        # course starts a schedule without, and best.keras is rewritten at its first best).
+        stopping = [c for c in (state.get("schedule") or {}).get("callbacks", []) if "best_epoch" in c]
+        if stopping and stopping[0].get("best") is not None:
+            store.download_file(f"{prefix}best.keras", workdir / "best.keras")
+            best = load_model(workdir / "best.keras").get_weights()
     except MissingObjectError:
         return None
-    return local, state
+    return local, state, best
 
 
 def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None) -> dict:
@@ -85,12 +109,11 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
 
     from tasks.modelling.architectures import get_architecture
     from tasks.modelling.augment import augmentation_switch
-    from tasks.modelling.course import stall_watch
+    from tasks.modelling.course import patience_before, stall_watch
     from tasks.modelling.saving import load_model
     from tasks.modelling.schedule import training_schedule
 
     started = time.perf_counter()
-    clock_started = time.monotonic()
     shards = read_stage_result(store, cfg.run_key, "build_shards")
     label_lengths = read_stage_result(store, cfg.run_key, "encode_labels")["label_lengths"]
     index = read_shard_index(store, shards["cache_key"])
@@ -108,28 +131,43 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         state = resume[1] if resume else {"epoch": 0, "history": {}, "arch": cfg.arch, "course": []}
         state.setdefault("arch", cfg.arch)
         state.setdefault("course", [])
+        # The time limit counts every try of this run: a resumed try has what the others left.
+        clock_started = time.monotonic() - state.get("elapsed_seconds", 0.0)
+        schedule_state, best_weights = (state.get("schedule"), resume[2]) if resume else (None, None)
         architecture = get_architecture(state["arch"])
         data = _training_data(files, index, architecture, batch_size, cfg.seed, strategy)
         with strategy.scope():
             if resume:
                 model = load_model(resume[0], compile=True)
-                log.info("resuming from the checkpoint of epoch %d", state["epoch"])
+                log.info("resuming from the checkpoint of epoch %d (%.0f s of training spent, %s)", state["epoch"],
+                         state.get("elapsed_seconds", 0.0),
+                         "with the best weights so far" if best_weights is not None else "no best weights yet")
             else:
                 model = architecture.build(index["height"], index["width"], index["max_length"],
                                            index["num_classes"], index["counts"]["train"])
         initial_epoch = state["epoch"]
         while True:
-            watch = stall_watch(cfg.stall_epochs)
-            callbacks = [*architecture.callbacks(data), _epoch_record(store, prefix, settings, state, workdir),
-                         *training_schedule(cfg.max_train_minutes, clock_started), augmentation_switch(), watch]
+            out_of_time = cfg.max_train_minutes and time.monotonic() >= clock_started + 60 * cfg.max_train_minutes
+            if out_of_time:
+                log.info("train: the %.1f minutes of training time are spent; keeping the best weights so far",
+                         cfg.max_train_minutes)
+                if best_weights is not None:
+                    model.set_weights(best_weights)
+                break
+            watch = stall_watch(patience_before(model, architecture.name, state["course"], label_lengths,
+                                                cfg.stall_epochs))
+            schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights)
+            callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), watch,
+                         _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
             with native_noise_filtered():
                 model.fit(data.train, validation_data=data.val, epochs=cfg.epochs, initial_epoch=state["epoch"],
                           callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
+            schedule_state, best_weights = None, None  # a change of course starts a new schedule
             out_of_time = cfg.max_train_minutes and time.monotonic() >= clock_started + 60 * cfg.max_train_minutes
             if not watch.stalled or out_of_time or state["epoch"] >= cfg.epochs:
                 break
             change = _change_course(model, architecture, state, label_lengths, index, cfg, strategy,
-                                    time.perf_counter() - started)
+                                    time.perf_counter() - started, watch.epochs_without_reading)
             if change is None:
                 log.info("train: the model still reads nothing after epoch %d and every change of course "
                          "has been tried; training goes on as it is", state["epoch"])
@@ -140,6 +178,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         local = workdir / "model.keras"
         model.save(local)
         store.upload_file(local, f"{prefix}model.keras")
+    # Done: running the task again trains again, from scratch.
+    store.put_json(f"{prefix}checkpoint.json", {**state, "settings": settings, "complete": True})
     history = state["history"]
     store.put_json(f"{prefix}model.json", model_metadata(index, architecture.name))
     store.put_json(f"{prefix}history.json", history)
@@ -149,6 +189,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     return write_stage_result(store, cfg.run_key, "train", {
         "model": f"{prefix}model.keras", "metadata": f"{prefix}model.json", "history": f"{prefix}history.json",
         "epochs": epochs_run, "resumed_from_epoch": initial_epoch, "seconds": round(seconds, 1),
+        "training_seconds_all_tries": round(state.get("elapsed_seconds", 0.0), 1),
         "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size, "arch": architecture.name,
         "course": state["course"], "final": {k: round(v[-1], 4) for k, v in history.items()},
     })
@@ -170,7 +211,7 @@ def _training_data(files: dict, index: dict, architecture, batch_size: int, seed
 
 
 def _change_course(model, architecture, state: dict, label_lengths: list[int], index: dict, cfg, strategy,
-                   seconds: float):
+                   seconds: float, epochs_without_reading: int):
     """Apply the next recovery to a stalled model: (new model, its architecture), recorded in `state`
     and logged; None when none is left."""
     import keras
@@ -182,7 +223,7 @@ def _change_course(model, architecture, state: dict, label_lengths: list[int], i
     action = next_recovery(model, architecture.name, tried, label_lengths)
     if action is None:
         return None
-    reason = (f"no reading after {cfg.stall_epochs} epochs of {architecture.name} "
+    reason = (f"no reading after {epochs_without_reading} epochs of {architecture.name} "
               f"(epoch {state['epoch']}, {seconds / 60:.1f} min into training)")
     with strategy.scope():
         if action == "without-dropout":

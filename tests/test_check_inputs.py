@@ -1,4 +1,6 @@
 """check_inputs: a source or store that cannot work is refused with a message naming it."""
+import re
+
 import pytest
 from conftest import make_config
 
@@ -36,3 +38,19 @@ def test_a_store_in_a_missing_bucket_is_named(s3_options):
     store = S3Store("s3://no-such-bucket-x2/root", s3_options)
     with pytest.raises(StoreError, match="store s3://no-such-bucket-x2/root: bucket 'no-such-bucket-x2' cannot be used"):
         check_inputs(make_config(store), store, s3_options)
+
+
+def test_settings_the_stored_images_do_not_fit_are_refused_before_any_work(local_store, tiny_folder):
+    from tasks.ingest import ingest
+    from tasks.pipeline.config import ConfigError
+
+    ingest(make_config(local_store, source=str(tiny_folder)), local_store)  # 4-character labels
+    before = set(local_store.list())
+    for settings, problem in (({"label_length": 5}, "not the label_length of 5"),
+                              ({"max_label_length": 3}, "longer than max_label_length (3)"),
+                              ({"alphabet": "0123"}, "outside the alphabet")):
+        cfg = make_config(local_store, source=str(tiny_folder), run_key="changed", **settings)
+        with pytest.raises(ConfigError, match=rf"(?s)of the \d+ images already in store .* do not fit .*{re.escape(problem)}"):
+            check_inputs(cfg, local_store)
+    assert set(local_store.list()) == before  # nothing stored is lost or changed
+    check_inputs(make_config(local_store, source=str(tiny_folder), run_key="same"), local_store)

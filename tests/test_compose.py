@@ -136,3 +136,37 @@ def test_gpu_image_swaps_only_tensorflow():
     pins = (ROOT / "requirements.txt").read_text()
     assert "tensorflow_cpu==" in pins and "grep -v '^tensorflow_cpu=='" in text
     assert 'tensorflow[and-cuda]==' in text and "--queues\", \"gpu\"" in text
+
+
+def test_make_up_refuses_the_example_secrets(tmp_path):
+    """`make up` starts nothing while docker/.env is missing or keeps a secret of the example."""
+    import shutil
+
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(DOCKER, tmp_path / "docker", ignore=shutil.ignore_patterns(".env"))
+
+    def make_up() -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-s", "up", "COMPOSE=echo compose"], cwd=tmp_path, capture_output=True,
+                              text=True)
+
+    missing = make_up()
+    assert missing.returncode != 0 and "docker/.env is missing" in missing.stdout
+    example = (DOCKER / ".env.example").read_text()
+    (tmp_path / "docker" / ".env").write_text(example)
+    same = make_up()
+    assert same.returncode != 0 and "set POSTGRES_PASSWORD in docker/.env to a secret of your own" in same.stdout
+    own = example
+    for name in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD"):
+        own = re.sub(rf"^{name}=.*$", f"{name}=own-{name.lower()}-5f2c", own, flags=re.M)
+    (tmp_path / "docker" / ".env").write_text(re.sub(r"^AIRFLOW_JWT_SECRET=.*$", "AIRFLOW_JWT_SECRET=", own, flags=re.M))
+    empty = make_up()
+    assert empty.returncode != 0 and "set AIRFLOW_JWT_SECRET" in empty.stdout
+    (tmp_path / "docker" / ".env").write_text(own)
+    started = make_up()
+    assert started.returncode == 0 and started.stdout.startswith("compose up --build --detach"), started.stdout
+
+
+def test_the_deployment_limits_where_a_trigger_may_point(compose):
+    env = compose["x-airflow-common"]["environment"]
+    assert env["CAPTCHA_ALLOWED_STORES"] == "s3://captcha/store" and env["CAPTCHA_STORE"].startswith("s3://captcha/store")
+    assert "synthetic://" in env["CAPTCHA_ALLOWED_SOURCES"].split(",")

@@ -1,12 +1,14 @@
-"""The same run twice at once, in two processes on one store: no duplicates, nothing corrupt, and
-latest points at a complete model."""
+"""The same run twice at once, in two processes on one store: no duplicates, nothing corrupt, two
+versions (each try trained its own model), and latest on a complete one, decided in the audit log."""
 import json
 import multiprocessing
 
+import pytest
 from conftest import make_config
 
 from tasks.data.shards import read_shard_index
-from tasks.serving.registry import LATEST
+from tasks.registry import HISTORY, LATEST
+from tasks.registry.versions import list_versions
 from tasks.store import LocalStore
 
 
@@ -32,7 +34,8 @@ def test_two_runs_of_the_same_date_at_once_leave_one_consistent_result(tmp_path)
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         first, second = pool.map(run_every_stage, [str(root)] * 2)
     store = LocalStore(root)
-    assert first["version"] == second["version"] == "20261129T000000"
+    assert first["version"] != second["version"] and {first["version"], second["version"]} == {
+        record["version"] for record in list_versions(store)}
     assert len(list(store.list("raw/"))) == 48
     assert len(list(store.list("manifests/"))) == 2  # the manifest and current.json
     manifest = list(store.iter_jsonl(store.get_json("manifests/current.json")["manifest"]))
@@ -44,5 +47,47 @@ def test_two_runs_of_the_same_date_at_once_leave_one_consistent_result(tmp_path)
     for name in ("model.keras", "model.onnx", "model.json", "metrics.json", "model_card.md"):
         assert store.exists(f"{latest['folder']}{name}"), name
     json.loads(store.get_bytes(f"{latest['folder']}metrics.json"))
+    decisions = list(store.iter_jsonl(HISTORY))
+    assert sorted(d["candidate"] for d in decisions) == sorted([first["version"], second["version"]])
+    assert decisions[0]["from"] is None and decisions[1]["from"] == decisions[0]["to"]
+    assert decisions[-1]["to"] == latest["version"]
     leftovers = [p for p in root.rglob(".*")]
     assert leftovers == [], leftovers  # no temporary file is left behind
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_two_ingests_at_once_both_land(kind, tmp_path, request):
+    """Two sources ingested into one store at the same moment: the second to finish finds that the
+    data set moved since it loaded it, merges the other's images in and stores the union."""
+    from tasks.ingest import ingest
+    from tasks.store import S3Store
+
+    if kind == "file":
+        base, opened = LocalStore, lambda: LocalStore(tmp_path / "store")
+    else:
+        bucket, options = request.getfixturevalue("s3_bucket"), request.getfixturevalue("s3_options")
+        base, opened = S3Store, lambda: S3Store(f"s3://{bucket}/root", options)
+    store = opened()
+
+    class Racing(base):
+        """Runs the other ingest to its end just before this one moves manifests/current.json."""
+
+        def __init__(self, other):
+            self.__dict__.update(store.__dict__)
+            self.other = other
+
+        def put_if(self, key, data, tag):
+            if key == "manifests/current.json" and self.other:
+                other, self.other = self.other, None
+                other()
+            return super().put_if(key, data, tag)
+
+    first = make_config(store, source="synthetic://?count=30&length=4&seed=11", run_key="first")
+    second = make_config(store, source="synthetic://?count=20&length=4&seed=12", run_key="second")
+    ingest(make_config(store, source="synthetic://?count=10&length=4&seed=10", run_key="before"), store)
+    summary = ingest(first, Racing(lambda: ingest(second, opened())))
+    current = store.get_json("manifests/current.json")
+    manifest = list(store.iter_jsonl(current["manifest"]))
+    assert len(manifest) == current["images"] == summary["total_images"] == 60
+    assert current["data_version"] == summary["data_version"]
+    assert store.get_json("runs/second/ingest.json")["total_images"] == 30  # it landed first: 10 + 20

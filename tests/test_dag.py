@@ -89,3 +89,40 @@ def test_schedule_none_means_triggered_runs_only():
     code = ("import sys; sys.path.insert(0, 'dags'); from airflow.dag_processing.dagbag import DagBag; "
             "dag = DagBag(dag_folder='dags').dags['captcha_training']; print('RESULT', dag.timetable.can_be_scheduled)")
     assert run_python(code, CAPTCHA_SCHEDULE="none").splitlines()[-1] == "RESULT False"
+
+
+def test_every_task_has_a_time_limit(dag):
+    for task in dag.tasks:
+        assert task.execution_timeout is not None and task.execution_timeout.total_seconds() > 0, task.task_id
+    train = dag.get_task("train").execution_timeout
+    assert train.total_seconds() > 60 * dag.params.get_param("max_train_minutes").schema["maximum"]
+
+
+NUMBERS = ["epochs", "batch_size", "max_train_minutes", "stall_epochs", "height", "width", "max_label_length",
+           "label_length", "seed", "max_refused_fraction", "min_accuracy"]
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+def test_the_form_and_the_config_accept_the_same_values(dag, name):
+    """Each number setting, at and around its bounds, in the trigger form and in the config."""
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from tasks.pipeline.config import RANGES, ConfigError, PipelineConfig
+
+    kind, low, high, _ = RANGES[name]
+    for value in {low - 1, low, low + 1, 7, 8, high - 1, high, high + 1, 0.5, 0.999, 1, 1.0, 2.5, -0.5}:
+        params = copy.deepcopy(dag.params)
+        try:
+            params[name] = value
+            params.validate()
+            form = True
+        except ParamValidationError:
+            form = False
+        try:
+            PipelineConfig.from_params({"store": "file:///tmp/x", "max_label_length": 64, name: value}, run_key="k")
+            config = True
+        except ConfigError:
+            config = False
+        assert form == config, (name, value, form, config)

@@ -1,9 +1,5 @@
-"""evaluate: the metrics and predictions it writes, the confusion counts and the scores."""
+"""evaluate: the metrics and predictions it writes."""
 import json
-
-import numpy as np
-
-from tasks.evaluate import edit_distance, score, wilson_interval
 
 
 def test_evaluate_writes_metrics_and_predictions(trained):
@@ -13,22 +9,3 @@ def test_evaluate_writes_metrics_and_predictions(trained):
     assert 0 <= metrics["full_accuracy"] <= metrics["char_accuracy"] + 1e-9 <= 1 + 1e-9
     rows = [json.loads(line) for line in store.get_bytes(results["evaluate"]["predictions"]).decode().splitlines()]
     assert len(rows) == metrics["test_images"] and all(r["true"] for r in rows)
-
-
-def test_confusion_aligns_texts():
-    from tasks.evaluate import confusion
-
-    counts = confusion([("abc", "abc"), ("abc", "abd"), ("abc", "ac"), ("ab", "abx")])
-    assert counts["c"] == {"c": 2, "d": 1}
-    assert counts["b"] == {"b": 3, "": 1}
-    assert counts[""] == {"x": 1}
-
-
-def test_scores():
-    assert edit_distance("abcd", "abd") == 1 and edit_distance("", "ab") == 2
-    metrics = score([("abcd", "abcd"), ("abcd", "abce"), ("ab", "abc")])
-    assert metrics["correct"] == 1 and np.isclose(metrics["full_accuracy"], 1 / 3)
-    assert np.isclose(metrics["char_accuracy"], (4 + 3 + 2) / (4 + 4 + 3))
-    assert np.isclose(metrics["char_error_rate"], 2 / 10)
-    low, high = wilson_interval(208, 208)
-    assert 0.98 < low < 1 and high == 1.0

@@ -25,7 +25,7 @@ def test_the_top_of_tasks_is_the_stages_and_a_few_subpackages():
     assert modules == sorted(STAGES)
     packages = sorted(p.name for p in TASKS.iterdir()
                       if p.is_dir() and p.name != "__pycache__" and not p.name.startswith("."))
-    assert packages == ["data", "modelling", "pipeline", "reporting", "serving", "store"]
+    assert packages == ["data", "modelling", "pipeline", "registry", "reporting", "serving", "store"]
     for package in packages:
         for folder in [TASKS / package, *(p for p in (TASKS / package).rglob("*") if p.is_dir())]:
             if folder.name != "__pycache__":

@@ -1,5 +1,6 @@
 """publish: the version then latest, ONNX reading like Keras, the promotion gate (a worse model is kept but
-not promoted), and latest on a complete model whatever the moment a publish is interrupted."""
+not promoted), and latest on a complete model whatever the moment a publish is interrupted. (Versions
+never changing, and promotion racing other publishes: tests/registry/test_promotion.py.)"""
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ from tasks.encode_labels import encode_labels
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.publish import publish
-from tasks.serving.registry import LATEST
+from tasks.registry import HISTORY, LATEST
 from tasks.store import LocalStore
 from tasks.train import train
 
@@ -23,12 +24,16 @@ def test_publish_writes_the_version_then_latest(trained):
     assert latest["version"] == published["version"] and latest["folder"] == f"models/{published['version']}/"
     for name in ("model.keras", "model.onnx", "saved_model/saved_model.pb", "model.json", "alphabet.json",
                  "metrics.json", "model_card.md", "history.png", "test_gallery.png", "misread_gallery.png",
-                 "confusion.png"):
+                 "confusion.png", "version.json"):
         assert store.exists(f"models/{published['version']}/{name}"), name
     for plot in published["plots"]:
         assert store.get_bytes(plot[len(store.uri) + 1:]).startswith(b"\x89PNG")
     card = store.get_bytes(f"models/{published['version']}/model_card.md").decode()
-    assert "Data version" in card and "Full-captcha accuracy" in card and "Promoted to latest" in card
+    assert "Data version" in card and "Full-captcha accuracy" in card and "Passes the gate" in card
+    [decision] = store.iter_jsonl(HISTORY)
+    assert (decision["action"], decision["from"], decision["to"], decision["moved"]) == (
+        "gate", None, published["version"], True)
+    assert decision["why"] == published["reason"] and decision["who"] == f"publish of run {cfg.run_key}"
 
 
 def test_onnx_model_reads_like_the_keras_model(trained, tmp_path):
@@ -57,7 +62,7 @@ def test_a_worse_model_is_kept_but_not_promoted(trained, tmp_path):
     assert evaluated["champion_version"] == champion["version"]
     published = publish(later, store)
     assert published["promoted"] is False and "below the min_accuracy floor of 99.0%" in published["reason"]
-    assert store.exists("models/20261201T000000/model.onnx")
+    assert store.exists(f"models/{published['version']}/version.json")
     assert store.get_json(LATEST) == champion
 
 
@@ -102,9 +107,9 @@ def test_publish_interrupted_at_any_write_leaves_latest_on_a_complete_model(trai
     for stage in ("encode_labels", "train", "evaluate"):  # a second run of the same data and model
         shutil.copy(before / "runs" / cfg.run_key / f"{stage}.json", before / "runs" / "second" / f"{stage}.json")
     journal = JournalingStore(before)
-    publish(make_config(journal, run_key="second"), journal)
+    second = publish(make_config(journal, run_key="second"), journal)["version"]
     keys = [key for key, _ in journal.journal]
-    assert keys[-2:] == [LATEST, "runs/second/publish.json"]
+    assert keys[-4:] == [f"models/{second}/version.json", LATEST, HISTORY, "runs/second/publish.json"]
     for k in range(len(journal.journal) + 1):
         state = tmp_path / f"after-{k}"
         shutil.copytree(before, state)
@@ -113,7 +118,7 @@ def test_publish_interrupted_at_any_write_leaves_latest_on_a_complete_model(trai
             (state / key).write_bytes(data)
         latest = json.loads((state / LATEST).read_text())
         folder = state / latest["folder"]
-        assert latest["version"] == ("second" if k > keys.index(LATEST) else cfg.run_key), k
+        assert latest["version"] == (second if k > keys.index(LATEST) else results["publish"]["version"]), k
         for name in ("model.keras", "model.onnx", "model.json", "alphabet.json", "metrics.json", "model_card.md"):
             assert (folder / name).is_file(), (k, name)
         onnxruntime.InferenceSession(str(folder / "model.onnx"))

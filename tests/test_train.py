@@ -1,24 +1,84 @@
-"""train: the model, history and checkpoint it saves, and a run resumed from its checkpoint."""
+"""train: the model, history and checkpoint it saves; a finished training run again trains from
+scratch; an interrupted one resumes where it stopped, within the time left of the run's limit."""
+import pytest
 from conftest import make_config, own_copy
 
+from tasks.store import LocalStore
 from tasks.train import train
+
+PREFIX = "runs/20261129T000000/"
 
 
 def test_train_saves_model_history_and_checkpoint(trained):
     cfg, store, results = trained
-    prefix = "runs/20261129T000000/"
     for name in ("model.keras", "model.json", "history.json", "checkpoint.keras", "checkpoint.json"):
-        assert store.exists(prefix + name), name
-    history = store.get_json(prefix + "history.json")
+        assert store.exists(PREFIX + name), name
+    history = store.get_json(PREFIX + "history.json")
     assert len(history["loss"]) == 1 and len(history["val_accuracy"]) == 1
-    assert store.get_json(prefix + "checkpoint.json")["epoch"] == 1
+    checkpoint = store.get_json(PREFIX + "checkpoint.json")
+    assert checkpoint["epoch"] == 1 and checkpoint["complete"] is True and checkpoint["elapsed_seconds"] > 0
     assert results["train"]["epochs"] == 1
 
 
-def test_train_resumes_from_its_checkpoint(trained, tmp_path):
+def test_a_finished_training_run_again_trains_from_scratch(trained, tmp_path):
     cfg, store, results = trained
     store = own_copy(store, tmp_path)
-    more = make_config(store, epochs=2)
-    resumed = train(more, store, cache_dir=tmp_path)
-    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2
-    assert len(store.get_json("runs/20261129T000000/history.json")["loss"]) == 2
+    again = train(make_config(store, epochs=2), store, cache_dir=tmp_path)
+    assert again["resumed_from_epoch"] == 0 and again["epochs"] == 2
+    assert len(store.get_json(PREFIX + "history.json")["loss"]) == 2
+
+
+class Interrupted(Exception):
+    """Stands for the kill of a training process, just after an epoch's checkpoint."""
+
+
+class InterruptingStore(LocalStore):
+    """A store whose training stops, as if killed, once the checkpoint of epoch `at` is stored."""
+
+    def __init__(self, root, at: int):
+        super().__init__(root)
+        self.at = at
+
+    def put_json(self, key, value):
+        super().put_json(key, value)
+        if key.endswith("checkpoint.json") and value["epoch"] == self.at and not value.get("complete"):
+            raise Interrupted
+
+
+@pytest.fixture
+def interrupted(trained, tmp_path, monkeypatch):
+    """A store whose training of 4 epochs stopped after epoch 2; the model counts as reading from its
+    first epoch (the rig: tiny data reads nothing yet), so the schedule has patience and best weights."""
+    monkeypatch.setattr("tasks.modelling.schedule.READING", 0.0)
+    cfg, store, results = trained
+    store = own_copy(store, tmp_path)
+    cfg = make_config(store, epochs=4, max_train_minutes=5)
+    with pytest.raises(Interrupted):
+        train(cfg, InterruptingStore(store.root, at=2), cache_dir=tmp_path)
+    return cfg, store
+
+
+def test_an_interrupted_training_resumes_with_its_schedule_and_best_weights(interrupted, tmp_path, caplog):
+    cfg, store = interrupted
+    stopped = store.get_json(PREFIX + "checkpoint.json")
+    assert stopped["epoch"] == 2 and not stopped.get("complete") and stopped["schedule"]["reading"]
+    assert store.exists(PREFIX + "best.keras")
+    with caplog.at_level("INFO"):
+        resumed = train(cfg, store, cache_dir=tmp_path)
+    assert "resuming from the checkpoint of epoch 2" in caplog.text and "with the best weights so far" in caplog.text
+    assert resumed["resumed_from_epoch"] == 2 and resumed["epochs"] == 4
+    assert resumed["training_seconds_all_tries"] > stopped["elapsed_seconds"]
+    assert store.get_json(PREFIX + "checkpoint.json")["complete"] is True
+
+
+def test_a_resume_gets_only_the_time_the_run_has_left(interrupted, tmp_path, caplog):
+    """The earlier tries spent the whole limit: the resumed try trains no further epoch, and publishes
+    the best weights it has."""
+    cfg, store = interrupted
+    stopped = store.get_json(PREFIX + "checkpoint.json")
+    store.put_json(PREFIX + "checkpoint.json", {**stopped, "elapsed_seconds": 60 * cfg.max_train_minutes})
+    with caplog.at_level("INFO"):
+        resumed = train(cfg, store, cache_dir=tmp_path)
+    assert "minutes of training time are spent" in caplog.text
+    assert resumed["resumed_from_epoch"] == 2 and resumed["epochs"] == 2
+    assert store.exists(PREFIX + "model.keras")

@@ -16,6 +16,24 @@ class LabelError(ValueError):
     """A label cannot be encoded with the alphabet; the message says which character."""
 
 
+def check_label(label: str | None, cfg) -> str | None:
+    """Why `label` is unusable under the alphabet and length rules of `cfg` (a PipelineConfig), or None."""
+    if label is None:
+        return "no label: the file is not listed in labels.csv"
+    if not label:
+        return "empty label"
+    if len(label) > cfg.max_label_length:
+        return f"label {label!r} is longer than max_label_length ({cfg.max_label_length})"
+    if cfg.label_length and len(label) != cfg.label_length:
+        return f"label {label!r} has {len(label)} characters, not the label_length of {cfg.label_length}"
+    if any(not c.isprintable() or c.isspace() for c in label):
+        return f"label {label!r} has spaces or unprintable characters"
+    outside = sorted(set(label) - set(cfg.alphabet)) if cfg.alphabet else []
+    if outside:
+        return f"label {label!r} has characters outside the alphabet: {''.join(outside)!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class Alphabet:
     chars: str

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlparse
 from PIL import Image
 
 from tasks.data.captcha_styles import render
+from tasks.data.parallel import bounded_map
 
 MAX_COUNT = 10_000_000
 STYLES = ("captcha", "plain", "colour", "noisy")
@@ -134,12 +135,22 @@ def _render(args: tuple[SyntheticSpec, int]) -> tuple[str, bytes]:
     return f"{label}_{index:07d}.{'jpg' if spec.format == 'jpeg' else 'png'}", buffer.getvalue()
 
 
+CHUNK = 64  # images one worker renders per task
+
+
 def generate(spec: SyntheticSpec, workers: int | None = None) -> Iterator[tuple[str, bytes]]:
-    """Yield (file name, PNG bytes) for every image of the spec, in index order, rendered in parallel."""
-    jobs = ((spec, i) for i in range(spec.count))
+    """Yield (file name, PNG bytes) for every image of the spec, in index order, rendered in parallel.
+    At most two chunks per worker are in flight, so memory stays flat however large `count` is."""
     workers = workers or os.cpu_count() or 1
     if workers == 1 or spec.count < 200:
-        yield from map(_render, jobs)
+        yield from map(_render, ((spec, i) for i in range(spec.count)))
         return
     with ProcessPoolExecutor(workers) as pool:
-        yield from pool.map(_render, jobs, chunksize=64)
+        starts = ((spec, start) for start in range(0, spec.count, CHUNK))
+        for chunk in bounded_map(pool, _render_chunk, starts, 2 * workers):
+            yield from chunk
+
+
+def _render_chunk(args: tuple[SyntheticSpec, int]) -> list[tuple[str, bytes]]:
+    spec, start = args
+    return [_render((spec, i)) for i in range(start, min(start + CHUNK, spec.count))]

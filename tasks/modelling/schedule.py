@@ -4,6 +4,10 @@ A CTC model first spends a while on a plateau, emitting nothing while it searche
 its columns with the characters; its validation loss barely moves then. Halving the learning rate or
 stopping early on that flat stretch would slow or end the search, so both wait until the model first
 reads (`after_first_reading`).
+
+The schedule's state (whether the model reads yet, the patience counters and best values, the best
+weights) is what a resumed training needs to go on as if never stopped: `state()` exports it after
+every epoch, and a schedule made with `resume=` starts from it.
 """
 from __future__ import annotations
 
@@ -24,11 +28,17 @@ def reads(logs: dict | None, threshold: float) -> bool:
     return max(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= threshold
 
 
-def training_schedule(max_minutes: float, started: float | None = None):
+# The counters and best values of Keras' ReduceLROnPlateau and EarlyStopping that a resume restores.
+RESUMED_ATTRIBUTES = ("wait", "best", "best_epoch", "cooldown_counter")
+
+
+def training_schedule(max_minutes: float, started: float | None = None, resume: dict | None = None,
+                      best_weights: list | None = None):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights); and
     training ends after the epoch that passes `max_minutes` (0: no limit) from `started` (a
-    time.monotonic() reading; default: when training begins)."""
+    time.monotonic() reading; default: when training begins). `resume` and `best_weights` are the
+    first callback's `state()` and `best_weights()` when training stopped."""
     import keras
 
     # Patiences and factor: docs/decisions.md#training-schedule.
@@ -36,22 +46,37 @@ def training_schedule(max_minutes: float, started: float | None = None):
         after_first_reading([
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=20, restore_best_weights=True),
-        ]),
+        ], threshold=READING, resume=resume, best_weights=best_weights),
         time_limit(max_minutes, started),
     ]
 
 
-def after_first_reading(callbacks: list, threshold: float = READING):
+def after_first_reading(callbacks: list, threshold: float = READING, resume: dict | None = None,
+                        best_weights: list | None = None):
     """A callback that passes epoch ends on to `callbacks` from the first epoch at which the model reads
     `threshold` of the training (`accuracy`) or validation (`val_accuracy`) images; before that they
-    see nothing, so their patience starts counting only then."""
+    see nothing, so their patience starts counting only then. `state()` is what `resume` takes to
+    go on from where it stopped (with `best_weights`, those of an inner EarlyStopping);
+    `improved(epoch)` tells whether that epoch's weights are the best so far."""
     import keras
 
     class AfterFirstReading(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.inner = callbacks
-            self.reading = False
+            self.reading = bool(resume and resume["reading"])
+
+        def state(self) -> dict:
+            return {"reading": self.reading, "callbacks": [
+                {name: _plain(getattr(c, name)) for name in RESUMED_ATTRIBUTES if hasattr(c, name)}
+                for c in self.inner]}
+
+        def improved(self, epoch: int) -> bool:
+            return any(getattr(c, "best_epoch", None) == epoch and getattr(c, "best_weights", None) is not None
+                       for c in self.inner)
+
+        def best_weights(self):
+            return next((c.best_weights for c in self.inner if getattr(c, "best_weights", None) is not None), None)
 
         def set_model(self, model):
             super().set_model(model)
@@ -65,7 +90,12 @@ def after_first_reading(callbacks: list, threshold: float = READING):
 
         def on_train_begin(self, logs=None):
             for callback in self.inner:
-                callback.on_train_begin(logs)
+                callback.on_train_begin(logs)  # resets them, so the saved state goes in after
+            for callback, saved in zip(self.inner, resume["callbacks"] if resume else []):
+                for name, value in saved.items():
+                    setattr(callback, name, value)
+                if best_weights is not None and hasattr(callback, "best_weights"):
+                    callback.best_weights = best_weights
 
         def on_epoch_end(self, epoch, logs=None):
             if not self.reading:
@@ -82,6 +112,11 @@ def after_first_reading(callbacks: list, threshold: float = READING):
                 callback.on_train_end(logs)
 
     return AfterFirstReading()
+
+
+def _plain(value):
+    """A JSON-ready copy of a callback attribute (Keras keeps numpy floats)."""
+    return None if value is None else float(value) if not isinstance(value, int) else value
 
 
 def time_limit(minutes: float, started: float | None = None):

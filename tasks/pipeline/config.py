@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from tasks.data.input_size import PREPROCESSING_METHODS
 from tasks.modelling.architectures import architecture_names
@@ -82,21 +83,14 @@ class PipelineConfig:
     def _validate(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.run_key):
             raise ConfigError(f"run_key {self.run_key!r} must be 1-128 letters, digits, '.', '_' or '-'")
-        _require_int(self, "epochs", 1, 10_000)
-        _require_int(self, "batch_size", 1, 65_536)
-        if self.height or self.width:
-            _require_int(self, "height", 8, 1024)
-        if self.width:
-            _require_int(self, "width", 8, 4096)
-        _require_int(self, "height", 0, 1024)
-        _require_int(self, "width", 0, 4096)
+        for name in RANGES:
+            _require_in_range(name, getattr(self, name))
+        if self.label_length > self.max_label_length:
+            raise ConfigError(f"label_length {self.label_length} is longer than max_label_length "
+                              f"{self.max_label_length}; raise max_label_length or lower label_length")
         if self.preprocessing not in PREPROCESSING_METHODS:
             raise ConfigError(f"preprocessing {self.preprocessing!r} is unknown; choose one of "
                               f"{list(PREPROCESSING_METHODS)}")
-        _require_int(self, "seed", 0, 2**31 - 1)
-        _require_int(self, "stall_epochs", 0, 10_000)
-        _require_int(self, "max_label_length", 1, 64)
-        _require_int(self, "label_length", 0, self.max_label_length)
         if self.arch not in architecture_names():
             raise ConfigError(f"arch {self.arch!r} is unknown; choose one of {architecture_names()}")
         if not isinstance(self.force, bool):
@@ -105,14 +99,6 @@ class PipelineConfig:
             raise ConfigError(f"alphabet {self.alphabet!r} must be a string of distinct characters (or empty)")
         if any(not c.isprintable() or c.isspace() for c in self.alphabet):
             raise ConfigError(f"alphabet {self.alphabet!r} may hold only printable, non-space characters")
-        if isinstance(self.max_train_minutes, bool) or not isinstance(self.max_train_minutes, (int, float)) \
-                or not 0 <= self.max_train_minutes <= 7 * 24 * 60:
-            raise ConfigError(f"max_train_minutes must be a number of minutes from 0 (no limit) to 10080, "
-                              f"got {self.max_train_minutes!r}")
-        for name in ("max_refused_fraction", "min_accuracy", "val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ConfigError("val_fraction + test_fraction must leave at least 10% of the data for training")
         if not isinstance(self.source, str) or not self.source.strip():
@@ -120,12 +106,79 @@ class PipelineConfig:
         schemes = store_schemes()
         if not isinstance(self.store, str) or not re.match(rf"^({'|'.join(map(re.escape, schemes))})://", self.store):
             raise ConfigError(f"store {self.store!r} must be a {' or '.join(s + '://' for s in schemes)} URI")
+        check_allowed("source", self.source, ALLOWED_SOURCES)
+        check_allowed("store", self.store, ALLOWED_STORES)
+
+
+# Where a run may read and write, where a deployment limits it: prefixes separated by commas, e.g.
+# "s3://captchas/,/data/landing/" and "s3://models/". Unset or empty: anywhere.
+ALLOWED_SOURCES = "CAPTCHA_ALLOWED_SOURCES"
+ALLOWED_STORES = "CAPTCHA_ALLOWED_STORES"
+
+
+def _normalised(location: str) -> str:
+    """A source or store location with local paths made absolute and free of '..' and links, so a
+    prefix check cannot be walked around."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).resolve().as_uri()
+    if not parsed.scheme:
+        return str(Path(location).expanduser().resolve())
+    return location
+
+
+def check_allowed(what: str, location: str, variable: str) -> None:
+    """Refuse `location` unless it lies under one of the prefixes listed in the environment `variable` (if set)."""
+    prefixes = [p.strip() for p in os.environ.get(variable, "").split(",") if p.strip()]
+    if not prefixes:
+        return
+    target = _normalised(location)
+    for prefix in map(_normalised, prefixes):
+        if target == prefix or target.startswith(prefix if prefix.endswith(("/", "?")) else prefix + "/"):
+            return
+    raise ConfigError(f"{what} {location!r} is not under a location this deployment allows ({variable}: "
+                      f"{', '.join(prefixes)})")
+
+
+# The numeric settings' ranges, the one source of truth for them: the config checks values against
+# them and the DAG's trigger form offers them (param_schema). (kind, lowest, highest, highest allowed?)
+RANGES = {
+    "epochs": ("integer", 1, 10_000, True),
+    "batch_size": ("integer", 1, 65_536, True),
+    "max_train_minutes": ("number", 0, 7 * 24 * 60, True),
+    "stall_epochs": ("integer", 0, 10_000, True),
+    "height": ("integer", 0, 1024, True),  # 0: chosen; else 8 or more (SMALLEST_INPUT)
+    "width": ("integer", 0, 4096, True),
+    "max_label_length": ("integer", 1, 64, True),
+    "label_length": ("integer", 0, 64, True),
+    "seed": ("integer", 0, 2**31 - 1, True),
+    "max_refused_fraction": ("number", 0, 1, False),
+    "min_accuracy": ("number", 0, 1, False),
+    "val_fraction": ("number", 0, 1, False),
+    "test_fraction": ("number", 0, 1, False),
+}
+SMALLEST_INPUT = 8  # pixels: the networks pool the input down 8 times
+
+
+def param_schema(name: str) -> dict:
+    """The JSON-schema keywords of a numeric setting, for an Airflow Param."""
+    kind, low, high, inclusive = RANGES[name]
+    schema = {"type": kind, "minimum": low, "maximum" if inclusive else "exclusiveMaximum": high}
+    if name in ("height", "width"):
+        schema["not"] = {"minimum": 1, "maximum": SMALLEST_INPUT - 1}
+    return schema
+
+
+def _require_in_range(name: str, value) -> None:
+    kind, low, high, inclusive = RANGES[name]
+    what = "a whole number" if kind == "integer" else "a number"
+    span = f"{what} from {low} to {high}" if inclusive else f"{what} in [{low}, {high})"
+    if isinstance(value, bool) or not isinstance(value, int if kind == "integer" else (int, float)) \
+            or not (low <= value <= high if inclusive else low <= value < high):
+        raise ConfigError(f"{name} must be {span}, got {value!r}")
+    if name in ("height", "width") and 0 < value < SMALLEST_INPUT:
+        raise ConfigError(f"{name} must be 0 (chosen from the images) or at least {SMALLEST_INPUT}, got {value}")
 
 
 DEFAULTS = {f.name: f.default for f in fields(PipelineConfig) if f.name not in ("run_key", "store")}
 
-
-def _require_int(cfg: PipelineConfig, name: str, low: int, high: int) -> None:
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")

@@ -1,4 +1,4 @@
-"""The model card published with every version: data, settings, metrics, time taken, the gate's decision."""
+"""The model card published with every version: data, settings, metrics, time taken, the gate's verdict."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,11 @@ COURSE_ACTIONS = {
 }
 
 
-def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trained: dict, promoted: bool,
-               reason: str) -> str:
-    """A Markdown model card: data, settings, metrics, time taken, and the gate's decision."""
+def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trained: dict, passes: bool,
+               verdict: str) -> str:
+    """A Markdown model card: data, settings, metrics, time taken, and the gate's verdict against the
+    champion evaluate measured. (A version is immutable; whether it became `latest`, and when, is in
+    the registry's audit log.)"""
     settings = {k: v for k, v in cfg.to_dict().items() if k not in ("store", "run_key")}
     ci_low, ci_high = metrics["full_accuracy_ci95"]
     lines = [
@@ -36,6 +38,7 @@ def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trai
         lines += ["", "## Course of training", ""]
         lines += [f"- After epoch {change['epoch']}: {COURSE_ACTIONS.get(change['action'], change['action'])}, "
                   f"because of {change['reason']}." for change in trained["course"]]
-    lines += ["", "## Decision", "", f"{'Promoted to latest' if promoted else 'Not promoted'}: {reason}.",
+    lines += ["", "## Gate", "", f"{'Passes' if passes else 'Does not pass'} the gate: {verdict}. Whether and when it "
+              "became `latest`: `models/history.jsonl` (`python -m tasks.registry show " + version + "`).",
               "", "## Settings", "", "```json", json.dumps(settings, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)

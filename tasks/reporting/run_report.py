@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report_unpublished(store, run_key: str, error: Exception) -> int:
     """A run that ended early on purpose (nothing new) points at the model in use; any other is an error."""
-    from tasks.serving.registry import LATEST
+    from tasks.registry import LATEST
 
     try:
         reason = read_stage_result(store, run_key, "ingest").get("up_to_date")

@@ -22,7 +22,7 @@ import numpy as np
 
 from tasks.data.images import ImageRejected, preprocess_bytes
 from tasks.data.sources import IMAGE_SUFFIXES
-from tasks.serving.registry import LATEST
+from tasks.registry import LATEST
 
 
 class ModelNotFound(FileNotFoundError):

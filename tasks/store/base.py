@@ -2,17 +2,21 @@
 
 Keys are relative, '/'-separated names made of letters, digits, '.', '_' and '-' only, so a key can
 never climb out of the store root. Every write is atomic: a reader sees the old object or the new
-one, never a partial one.
+one, never a partial one. Pointers that several runs may move at once (the champion, the current
+data set, the audit log) are updated by compare-and-swap (`get_tagged`, `put_if`, `update_json`):
+a writer that lost a race sees the winner's object and decides again, never overwrites it.
 """
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from tasks.pipeline.plugins import Registry
@@ -29,6 +33,10 @@ class MissingObjectError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the object is no longer the one it was read as."""
 
 
 def check_key(key: str) -> str:
@@ -84,6 +92,16 @@ class ObjectStore(ABC):
         """Remove the object if present."""
 
     @abstractmethod
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """(content, tag) of the object, the tag changing whenever the object does (S3: its ETag);
+        MissingObjectError if absent."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str:
+        """Store `data` under `key` only if the object still has `tag` (None: only if there is no
+        object), atomically with that check; return the new tag. Raise PreconditionFailed otherwise."""
+
+    @abstractmethod
     def check_access(self) -> None:
         """Raise StoreError, saying why, if this store cannot be reached or written."""
 
@@ -113,6 +131,44 @@ class ObjectStore(ABC):
                 for line in lines:
                     if line.strip():
                         yield json.loads(line)
+
+
+def update_json(store: ObjectStore, key: str, change: Callable, attempts: int = 20):
+    """Read-modify-write the JSON object at `key` by compare-and-swap: `change(current)` (None when
+    there is no object) returns the new value, or None to leave the object as it is; when another
+    writer got in between, `change` runs again on what that writer stored. Returns the value stored
+    (or left)."""
+    for attempt in range(attempts):
+        try:
+            data, tag = store.get_tagged(key)
+            current = json.loads(data)
+        except MissingObjectError:
+            current, tag = None, None
+        new = change(current)
+        if new is None:
+            return current
+        try:
+            store.put_if(key, json.dumps(new, indent=2, sort_keys=True).encode(), tag)
+            return new
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # let the other writer finish
+    raise StoreError(f"{store.url(key)} changed {attempts} times while being updated; try again")
+
+
+def append_jsonl(store: ObjectStore, key: str, record: dict, attempts: int = 20) -> None:
+    """Append one line to the JSON-lines object at `key`, by compare-and-swap: concurrent appends all land."""
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    for attempt in range(attempts):
+        try:
+            data, tag = store.get_tagged(key)
+        except MissingObjectError:
+            data, tag = b"", None
+        try:
+            store.put_if(key, data + line, tag)
+            return
+        except PreconditionFailed:
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+    raise StoreError(f"{store.url(key)} changed {attempts} times while a line was being appended; try again")
 
 
 def atomic_copy_to(target: Path, write) -> None:

@@ -1,14 +1,19 @@
 """The `file://` store: a folder on a local or mounted file system (the embedded default)."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote, urlparse
 
-from tasks.store.base import MissingObjectError, ObjectStore, StoreError, atomic_copy_to, check_key
+from tasks.store.base import (
+    MissingObjectError, ObjectStore, PreconditionFailed, StoreError, atomic_copy_to, check_key,
+)
 
 
 class LocalStore(ObjectStore):
@@ -18,8 +23,11 @@ class LocalStore(ObjectStore):
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.uri = self.root.as_uri()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"store {self.uri} cannot be created: {error.strerror or error}") from None
 
     @classmethod
     def from_uri(cls, uri: str, options: dict | None = None) -> "LocalStore":
@@ -34,18 +42,28 @@ class LocalStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    @contextmanager
+    def _writing(self, key: str):
+        """Turn what the file system refuses (no permission, no space, a file where a folder should be)
+        into a StoreError naming the store and the key."""
+        try:
+            yield
+        except OSError as error:
+            raise StoreError(f"store {self.uri}: writing {key!r} failed: {error.strerror or error}") from None
+
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with self._writing(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -74,19 +92,49 @@ class LocalStore(ObjectStore):
 
     def upload_file(self, local_path: str | Path, key: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            shutil.copyfile(local_path, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with self._writing(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                shutil.copyfile(local_path, tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def download_file(self, key: str, local_path: str | Path) -> None:
         source = self._path(key)
         if not source.is_file():
             raise MissingObjectError(f"{self.url(key)} does not exist")
         atomic_copy_to(Path(local_path), lambda tmp: shutil.copyfile(source, tmp))
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str:
+        with self._locked(key):
+            try:
+                current = self.get_tagged(key)[1]
+            except MissingObjectError:
+                current = None
+            if current != tag:
+                raise PreconditionFailed(f"{self.url(key)} changed since it was read" if tag else
+                                         f"{self.url(key)} was created since it was found missing")
+            self.put_bytes(key, data)
+        return hashlib.sha256(data).hexdigest()
+
+    @contextmanager
+    def _locked(self, key: str):
+        """An exclusive lock on the folder of `key` among the processes of this host (flock on the
+        folder itself, so no lock file is left behind)."""
+        folder = self._path(key).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
-from tasks.store.base import MissingObjectError, ObjectStore, StoreError, atomic_copy_to, check_key
+from tasks.store.base import (
+    MissingObjectError, ObjectStore, PreconditionFailed, StoreError, atomic_copy_to, check_key,
+)
 
 
 class S3Store(ObjectStore):
@@ -50,6 +52,8 @@ class S3Store(ObjectStore):
             code = error.response["Error"]["Code"]
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise MissingObjectError(f"{self.url(key)} does not exist") from None
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise PreconditionFailed(f"{self.url(key)} changed since it was read") from None
             raise StoreError(f"store {self.uri}: {action} {key!r} failed: {code} "
                              f"({error.response['Error'].get('Message', '')})") from None
         except BotoCoreError as error:
@@ -91,6 +95,17 @@ class S3Store(ObjectStore):
         with self._failures("reading", key):
             atomic_copy_to(Path(local_path),
                             lambda tmp: self.client.download_file(self.bucket, self._key(key), str(tmp)))
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        with self._failures("reading", key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read(), response["ETag"]
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str:
+        # Conditional PUT: S3, MinIO and moto refuse it with 412 when the ETag no longer matches.
+        condition = {"IfMatch": tag} if tag else {"IfNoneMatch": "*"}
+        with self._failures("writing", key):
+            return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)["ETag"]
 
     def delete(self, key: str) -> None:
         with self._failures("deleting", key):

@@ -53,6 +53,21 @@ def test_symlink_out_of_the_folder_is_refused(tmp_path):
     assert items["alias56.png"].problem is None and items["alias56.png"].read() == b"x"
 
 
+def test_a_labels_file_linking_out_of_the_folder_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("filename,label\nok34.png,SECRET\n")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "ok34.png").write_bytes(b"x")
+    (source / "labels.csv").symlink_to(outside)
+    with pytest.raises(SourceError, match="labels.csv is a symbolic link that leads outside the source folder"):
+        list(iter_source(str(source)))
+    (source / "labels.csv").unlink()
+    (source / "mine.csv").write_text("filename,label\nok34.png,AB12\n")
+    (source / "labels.csv").symlink_to(source / "mine.csv")  # a link within the folder is fine, as for images
+    assert [i.label for i in iter_source(str(source))] == ["AB12"]
+
+
 def test_zip_archive(tmp_path):
     path = tmp_path / "set.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -126,3 +141,33 @@ def test_zip_entry_that_unpacks_too_large_is_refused_without_unpacking(tmp_path)
     assert items["big7.png"].problem == (f"archive entry is {MAX_FILE_BYTES + 1} bytes unpacked, over the "
                                          f"{MAX_FILE_BYTES}-byte limit")
     assert items["ok8.png"].problem is None
+
+
+def test_an_s3_object_gone_between_listing_and_reading_is_quarantined(s3_bucket, s3_options, tmp_path, monkeypatch):
+    """One object deleted after the listing: that image is refused with the reason, the rest is stored."""
+    from conftest import make_config
+    from PIL import Image
+
+    from tasks.ingest import ingest
+    from tasks.store import LocalStore
+    from tasks.store.s3 import make_s3_client
+
+    client = make_s3_client(s3_options)
+    for i in range(6):
+        data = io.BytesIO()
+        Image.new("L", (60, 20), 40 * i).save(data, "PNG")
+        client.put_object(Bucket=s3_bucket, Key=f"landing/{1000 + i}.png", Body=data.getvalue())
+
+    def listed_then_one_deleted(source, options):
+        items = iter_source(source, options)
+        yield next(items)  # the page of keys has been listed
+        client.delete_object(Bucket=s3_bucket, Key="landing/1003.png")
+        yield from items
+
+    monkeypatch.setattr("tasks.ingest.iter_source", listed_then_one_deleted)
+    store = LocalStore(tmp_path / "store")
+    summary = ingest(make_config(store, source=f"s3://{s3_bucket}/landing"), store, s3_options)
+    assert (summary["seen"], summary["stored"], summary["refused"]) == (6, 5, 1)
+    [refused] = store.iter_jsonl(summary["quarantine"])
+    assert refused == {"name": "1003.png", "reason": f"s3://{s3_bucket}/landing/1003.png was listed but is gone "
+                                                     "(deleted or replaced since)"}

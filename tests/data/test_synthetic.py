@@ -93,3 +93,23 @@ def test_width_0_is_for_the_font_styles_only():
         SyntheticSpec.parse("synthetic://?width=0")
     with pytest.raises(SyntheticSpecError, match="style must be one of"):
         SyntheticSpec.parse("synthetic://?style=fancy")
+
+
+def test_generation_holds_a_few_chunks_however_many_images_are_asked_for():
+    """The first images of a spec of five million come with memory for a few chunks of them only."""
+    import itertools
+    import tracemalloc
+
+    from tasks.data.synthetic import SyntheticSpec, generate
+
+    tracemalloc.start()
+    try:
+        images = generate(SyntheticSpec.parse("synthetic://?count=5000000&length=4&style=plain&width=72&height=24"),
+                          workers=2)
+        first = list(itertools.islice(images, 300))
+        images.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(first) == 300 and len({name for name, _ in first}) == 300
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB"

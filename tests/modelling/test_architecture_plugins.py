@@ -92,7 +92,10 @@ def test_a_registered_architecture_runs_through_the_whole_pipeline(tiny_architec
     trained = train(cfg, store, cache_dir=tmp_path / "cache")
     assert trained["epochs"] == 2 and tiny_architecture.epochs_seen == [0, 1]
     assert store.get_json(trained["metadata"])["arch"] == "tiny-positions"
-    # A longer run of the same date resumes from the checkpoint: loading it needs the architecture's loss.
+    # Had that try been killed after its last epoch, the next would resume from the checkpoint: loading
+    # it needs the architecture's loss.
+    checkpoint = store.get_json(f"runs/{cfg.run_key}/checkpoint.json")
+    store.put_json(f"runs/{cfg.run_key}/checkpoint.json", {**checkpoint, "complete": False})
     resumed = train(make_config(store, arch="tiny-positions", epochs=3, source=cfg.source), store,
                     cache_dir=tmp_path / "cache")
     assert resumed["resumed_from_epoch"] == 2 and tiny_architecture.epochs_seen == [0, 1, 2]

@@ -59,3 +59,25 @@ def test_gate_opens_at_the_first_reading_and_stays_open(model):
     gate = after_first_reading([Record()], threshold=0.05)
     run_epochs(gate, model, [{"accuracy": 0.0}, {"val_accuracy": 0.01}, {"accuracy": 0.06}, {"accuracy": 0.0}])
     assert seen == [2, 3]
+
+
+def test_a_resumed_schedule_goes_on_where_it_stopped(model):
+    """Patience counters, best values, best weights and 'reads already' survive a stop and a resume."""
+    import json
+
+    improving = [{"val_loss": 3.0 - e, "accuracy": 0.5, "val_accuracy": 0.5} for e in range(3)]
+    flat = [{"val_loss": 2.5, "accuracy": 0.5, "val_accuracy": 0.5}] * 4
+    first = training_schedule(max_minutes=0)[0]
+    run_epochs(first, model, improving + flat)
+    assert first.improved(2) and not first.improved(6)
+    saved, best = json.loads(json.dumps(first.state())), first.best_weights()  # as checkpoint.json keeps it
+
+    resumed = training_schedule(max_minutes=0, resume=saved, best_weights=best)[0]
+    resumed.set_model(model)
+    resumed.set_params({"epochs": 20, "verbose": 0})
+    resumed.on_train_begin()
+    plateau, stopping = resumed.inner
+    assert resumed.reading and (plateau.wait, stopping.wait, stopping.best, stopping.best_epoch) == (4, 4, 1.0, 2)
+    assert all((a == b).all() for a, b in zip(stopping.best_weights, best))
+    resumed.on_epoch_end(7, dict(flat[0]))  # the fifth epoch without a better loss, counted across the stop
+    assert learning_rate(model) == pytest.approx(5e-4)

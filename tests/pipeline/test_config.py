@@ -29,3 +29,18 @@ def test_model_settings_ignore_where_data_comes_from():
     b = PipelineConfig(run_key="b", source="/y", store="file:///tmp/b", force=True)
     assert a.model_settings() == b.model_settings()
     assert a.model_settings() != PipelineConfig(run_key="a", store="file:///tmp/a", epochs=3).model_settings()
+
+
+def test_allow_lists_limit_where_a_run_reads_and_writes(tmp_path, monkeypatch):
+    landing, models = tmp_path / "landing", tmp_path / "models"
+    monkeypatch.setenv("CAPTCHA_ALLOWED_SOURCES", f"s3://captchas/in, {landing}/, synthetic://")
+    monkeypatch.setenv("CAPTCHA_ALLOWED_STORES", f"{models.as_uri()},s3://models")
+    for source in ("s3://captchas/in/2026", str(landing / "night1"), "synthetic://?count=10"):
+        for store in (models.as_uri(), (models / "team").as_uri(), "s3://models/prod"):
+            PipelineConfig(run_key="k", source=source, store=store)
+    for source in ("s3://captchas/input", str(landing / ".." / "elsewhere"), "/etc", "s3://other/in"):
+        with pytest.raises(ConfigError, match=f"source '{source}' is not under a location this deployment allows"):
+            PipelineConfig(run_key="k", source=source, store=models.as_uri())
+    for store in ((tmp_path / "models-old").as_uri(), (models / ".." / "x").as_uri(), "s3://models-2/x"):
+        with pytest.raises(ConfigError, match="CAPTCHA_ALLOWED_STORES"):
+            PipelineConfig(run_key="k", source="synthetic://?count=10", store=store)

@@ -1,4 +1,4 @@
-"""The model card says what the model is, how well it reads, and why it was or was not promoted."""
+"""The model card says what the model is, how well it reads, and whether it passes the gate and where to see if it became the champion."""
 from conftest import make_config
 
 from tasks.reporting.model_card import model_card
@@ -18,6 +18,7 @@ def test_the_card_names_data_metrics_champion_and_decision(tmp_path):
     for line in ("Architecture: `crnn`, input 32x96 (set by the user), preprocessing `grey`", "Data version: `v1`",
                  "train 30, val 5, test 10",
                  "3 epochs in 12 s", "90.00% (9 of 10; 95% CI 60.00% - 98.00%)",
-                 "Champion 20261128T020000 on the same test split: 80.00%", "Promoted to latest: it reads 90.0%."):
+                 "Champion 20261128T020000 on the same test split: 80.00%", "Passes the gate: it reads 90.0%.",
+                 "python -m tasks.registry show 20261129T000000"):
         assert line in card, line
     assert '"run_key"' not in card and '"store"' not in card

@@ -3,7 +3,7 @@ from conftest import make_config
 
 from tasks.pipeline.records import write_stage_result
 from tasks.reporting.run_report import describe, main
-from tasks.serving.registry import LATEST
+from tasks.registry import LATEST
 from tasks.store import LocalStore
 
 

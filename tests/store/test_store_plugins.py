@@ -1,5 +1,7 @@
 """A store backend and a source kind registered from the test suite alone: the stages run on them
 unchanged, chosen by URI scheme."""
+import hashlib
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +16,7 @@ from tasks.data.sources.base import SOURCES
 from tasks.encode_labels import encode_labels
 from tasks.ingest import ingest
 from tasks.pipeline.config import ConfigError, PipelineConfig
-from tasks.store import MissingObjectError, ObjectStore, StoreError, open_store, register_store
+from tasks.store import MissingObjectError, ObjectStore, PreconditionFailed, StoreError, open_store, register_store
 from tasks.store.base import STORES, atomic_copy_to, check_key
 
 
@@ -23,6 +25,7 @@ class MemoryStore(ObjectStore):
 
     scheme = "memory"
     buckets: dict[str, dict[str, bytes]] = {}
+    lock = threading.Lock()
 
     def __init__(self, name: str):
         self.objects = self.buckets.setdefault(name, {})
@@ -59,6 +62,18 @@ class MemoryStore(ObjectStore):
 
     def delete(self, key):
         self.objects.pop(check_key(key), None)
+
+    def get_tagged(self, key):
+        data = self.get_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key, data, tag):
+        with self.lock:
+            current = self.get_tagged(key)[1] if self.exists(key) else None
+            if current != tag:
+                raise PreconditionFailed(f"{self.url(key)} changed since it was read")
+            self.put_bytes(key, data)
+        return hashlib.sha256(data).hexdigest()
 
     def check_access(self):
         pass

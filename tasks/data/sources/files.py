@@ -52,6 +52,10 @@ def iter_folder(root: Path) -> Iterator[SourceItem]:
     """Every image file under `root`, recursively; hidden files skipped, links never followed out."""
     root = root.resolve()
     labels_path = root / LABELS_FILE
+    if labels_path.is_symlink() and not labels_path.resolve().is_relative_to(root):
+        # The same rule as for images: a link never reads what lies outside the source folder.
+        raise SourceError(f"{labels_path} is a symbolic link that leads outside the source folder; "
+                          "put the labels file itself there")
     label_of = Labeller(parse_labels_csv(_read_file(labels_path), str(labels_path))
                          if labels_path.is_file() else None)
     for entry in _scan(root):

@@ -66,9 +66,19 @@ def iter_s3(uri: str, s3_options: dict | None) -> Iterator[SourceItem]:
     label_of = Labeller(parse_labels_csv(csv_data, f"s3://{bucket}/{csv_key}") if csv_data is not None else None)
 
     def read(key: str, size: int) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         if size > MAX_FILE_BYTES:
             raise SourceError(f"s3://{bucket}/{key} is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:  # what is left after the client's retries: this object only
+            code = error.response["Error"]["Code"]
+            gone = code in ("NoSuchKey", "404", "NotFound")
+            raise SourceError(f"s3://{bucket}/{key} was listed but " + (
+                "is gone (deleted or replaced since)" if gone else f"cannot be read ({code})")) from None
+        except BotoCoreError as error:
+            raise SourceError(f"s3://{bucket}/{key} was listed but cannot be read ({error})") from None
 
     for page in pages:  # keys come sorted, a page at a time: millions of objects are never all in memory
         for obj in page.get("Contents", []):

@@ -1,0 +1,80 @@
+"""What `gc` removes from a store: versions beyond the newest N (never the champion), the finished
+runs that no kept version came from (beyond the newest N runs), and the shard sets no kept run or
+version uses. A run that has not finished (no publish result, and not skipped for want of news) may
+be running: it is kept, with its shard set. Raw images and manifests are the data set: never removed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.data.shards import shard_index_key
+from tasks.registry.versions import RECORD, list_versions, read_champion, version_prefix
+from tasks.store import MissingObjectError, ObjectStore
+
+
+@dataclass
+class Plan:
+    """What a clean-up removes (by version, run and shard set) and the objects that go with them."""
+
+    versions: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    shard_sets: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+
+def _run_keys(store: ObjectStore) -> list[str]:
+    return sorted({key.split("/")[1] for key in store.list("runs/") if key.count("/") >= 2})
+
+
+def _finished(store: ObjectStore, run_key: str) -> bool:
+    if store.exists(f"runs/{run_key}/publish.json"):
+        return True
+    try:
+        return bool(store.get_json(f"runs/{run_key}/ingest.json").get("up_to_date"))
+    except MissingObjectError:
+        return False
+
+
+def _shard_set_of_run(store: ObjectStore, run_key: str) -> str | None:
+    try:
+        return store.get_json(f"runs/{run_key}/build_shards.json")["cache_key"]
+    except MissingObjectError:
+        return None
+
+
+def plan_cleanup(store: ObjectStore, keep: int) -> Plan:
+    """The clean-up that keeps the newest `keep` versions and runs, the champion, and what they use."""
+    if keep < 1:
+        raise ValueError("keep at least 1 version")
+    champion = (read_champion(store)[0] or {}).get("version")
+    records = list_versions(store)
+    kept_versions = {r["version"] for r in records[-keep:]} | ({champion} if champion else set())
+    plan = Plan(versions=[r["version"] for r in records if r["version"] not in kept_versions])
+    runs = _run_keys(store)
+    kept_runs = set(runs[-keep:]) | {r["run_key"] for r in records if r["version"] in kept_versions}
+    plan.runs = [run for run in runs if run not in kept_runs and _finished(store, run)]
+    used_sets = {_shard_set_of_run(store, run) for run in runs if run not in plan.runs}
+    used_sets |= {store.get_json(f"{version_prefix(v)}model.json").get("shards") for v in kept_versions}
+    sets = [key.rsplit("/", 1)[1].removesuffix(".json") for key in store.list("shards/sets/")]
+    plan.shard_sets = [s for s in sets if s not in used_sets]
+    kept_files = {f["key"] for s in sets if s not in plan.shard_sets for f in _set_files(store, s)}
+    for version in plan.versions:  # its record first: from then on no reader takes it for complete
+        prefix = version_prefix(version)
+        plan.keys += [f"{prefix}{RECORD}"] + [k for k in store.list(prefix) if k != f"{prefix}{RECORD}"]
+    for run in plan.runs:
+        plan.keys += list(store.list(f"runs/{run}/"))
+    for cache_key in plan.shard_sets:
+        plan.keys.append(shard_index_key(cache_key))
+        plan.keys += sorted({f["key"] for f in _set_files(store, cache_key)} - kept_files)
+    return plan
+
+
+def _set_files(store: ObjectStore, cache_key: str) -> list[dict]:
+    return [f for files in store.get_json(shard_index_key(cache_key))["files"].values() for f in files]
+
+
+def apply_cleanup(store: ObjectStore, plan: Plan) -> int:
+    """Remove what `plan` lists; return how many objects went."""
+    for key in plan.keys:
+        store.delete(key)
+    return len(plan.keys)

@@ -1,0 +1,176 @@
+"""Immutable versions and compare-and-swap promotion, on file:// and on the S3 test server: a version
+once written never changes, `latest` only moves through a decision made against the champion of
+the moment, and every decision is in the audit log."""
+import hashlib
+import json
+
+import pytest
+from conftest import make_config, own_copy
+
+from tasks.encode_labels import encode_labels
+from tasks.evaluate import evaluate
+from tasks.publish import publish
+from tasks.registry import HISTORY, LATEST
+from tasks.registry.versions import list_versions, read_champion, read_version
+from tasks.store import S3Store
+from tasks.train import train
+
+
+@pytest.fixture(params=["file", "s3"])
+def published(request, trained, tmp_path):
+    """The trained pipeline's store, with its champion, copied to a store of each kind."""
+    cfg, local, results = trained
+    if request.param == "file":
+        return cfg, own_copy(local, tmp_path), results
+    store = S3Store(f"s3://{request.getfixturevalue('s3_bucket')}/root", request.getfixturevalue("s3_options"))
+    for key in local.list():
+        store.upload_file(local.local_path(key), key)
+    return cfg, store, results
+
+
+def snapshot(store, prefix: str) -> dict:
+    """Every object under `prefix` and the digest of its bytes."""
+    return {key: hashlib.sha256(store.get_bytes(key)).hexdigest() for key in store.list(prefix)}
+
+
+def rigged_run(store, cfg, run_key: str, accuracy: float, truth=None, champion_accuracy: float = 0.0):
+    """A run of the trained model whose evaluation says it reads `accuracy` of its test captchas, and
+    the champion of now `champion_accuracy`; `truth(row)`, if given, replaces the true text of each
+    of its test captchas (what a champion measured again on them is scored against)."""
+    source, target = f"runs/{cfg.run_key}/", f"runs/{run_key}/"
+    for stage in ("encode_labels", "train"):
+        store.put_json(f"{target}{stage}.json", store.get_json(f"{source}{stage}.json"))
+    evaluated = store.get_json(f"{source}evaluate.json")
+    rows = [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
+    rows = [{**row, "true": truth(row)} for row in rows] if truth else rows
+    champion = read_champion(store)[0]
+    metrics = {**store.get_json(evaluated["metrics"]), "full_accuracy": accuracy,
+               "champion": {"version": champion["version"], "full_accuracy": champion_accuracy}}
+    store.put_bytes(f"{target}predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    store.put_json(f"{target}metrics.json", metrics)
+    store.put_json(f"{target}evaluate.json", {**evaluated, "metrics": f"{target}metrics.json",
+                                              "predictions": f"{target}predictions.jsonl"})
+    return make_config(store, run_key=run_key)
+
+
+def test_publishing_the_same_model_again_keeps_its_version(published):
+    cfg, store, results = published
+    version = results["publish"]["version"]
+    before, latest = snapshot(store, f"models/{version}/"), store.get_json(LATEST)
+    again = publish(cfg, store)
+    assert again["version"] == version and again["promoted"] and "already is the champion" in again["reason"]
+    assert snapshot(store, f"models/{version}/") == before and store.get_json(LATEST) == latest
+    assert version.startswith(f"{cfg.run_key}-") and read_version(store, version)["run_key"] == cfg.run_key
+
+
+def test_retraining_the_champions_run_never_touches_the_champion(published):
+    """Train, evaluate and publish again for the champion's own run, with a floor the new model cannot
+    pass: a new version beside the champion's, whose files stay byte for byte, and latest stays."""
+    cfg, store, results = published
+    champion = results["publish"]["version"]
+    before, latest = snapshot(store, f"models/{champion}/"), store.get_json(LATEST)
+    strict = make_config(store, min_accuracy=0.99)
+    encode_labels(strict, store)
+    train(strict, store)
+    evaluate(strict, store)
+    again = publish(strict, store)
+    assert not again["promoted"] and "below the min_accuracy floor" in again["reason"]
+    assert again["version"] != champion and read_version(store, again["version"]) is not None
+    assert snapshot(store, f"models/{champion}/") == before
+    assert store.get_json(LATEST) == latest
+    assert [v["version"] for v in list_versions(store)] == [champion, again["version"]]
+    last = list(store.iter_jsonl(HISTORY))[-1]
+    assert (last["candidate"], last["moved"], last["from"], last["to"]) == (again["version"], False, champion,
+                                                                          champion)
+
+
+def test_racing_publishes_decide_against_the_champion_of_the_moment(published):
+    """Three runs evaluated against the same champion publish one after the other. Each one after the
+    first finds that latest moved since its evaluation, measures the new champion on its own test
+    captchas and decides again: latest ends on the better model and the audit log holds every decision."""
+    cfg, store, results = published
+    first = rigged_run(store, cfg, "race-a", accuracy=0.5)
+    # Its test captchas relabelled as nothing reads them: the first run's model reads 0% of them.
+    better = rigged_run(store, cfg, "race-b", accuracy=0.7, truth=lambda row: "@" * 9)
+    # Its test captchas relabelled as the trained model reads them: the champion then reads them all.
+    worse = rigged_run(store, cfg, "race-c", accuracy=0.9, truth=lambda row: row["predicted"])
+    a, b, c = publish(first, store), publish(better, store), publish(worse, store)
+    assert a["promoted"] and b["promoted"] and not c["promoted"]
+    assert read_champion(store)[0]["version"] == b["version"]
+    assert f"the champion {a['version']} 0.0%" in b["reason"]
+    assert f"fewer than the champion {b['version']} (100.0%)" in c["reason"]
+    decisions = [(d["candidate"], d["from"], d["moved"]) for d in store.iter_jsonl(HISTORY)]
+    assert decisions[-3:] == [(a["version"], results["publish"]["version"], True),
+                              (b["version"], a["version"], True), (c["version"], b["version"], False)]
+
+
+def registry(store, *args) -> tuple[int, str]:
+    """Run `python -m tasks.registry --store <store> ARGS` in-process: (exit status, what it printed)."""
+    import contextlib
+    import io
+
+    from tasks.registry.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        status = main(["--store", store.uri, *args])
+    return status, out.getvalue()
+
+
+@pytest.fixture
+def three_versions(published, monkeypatch):
+    """The trained champion, then a better run (promoted), then a worse one (kept, not promoted)."""
+    cfg, store, results = published
+    if isinstance(store, S3Store):  # the command opens the store by URI: same endpoint and keys
+        monkeypatch.setenv("AWS_ENDPOINT_URL", store.client.meta.endpoint_url)
+    better = publish(rigged_run(store, cfg, "later", accuracy=0.9), store)
+    worse = publish(rigged_run(store, cfg, "latest-try", accuracy=0.1, champion_accuracy=0.9), store)
+    return store, [results["publish"]["version"], better["version"], worse["version"]]
+
+
+def test_list_shows_every_version_newest_first_with_the_champion_and_decisions(three_versions):
+    store, (first, better, worse) = three_versions
+    status, out = registry(store, "list")
+    lines = out.splitlines()
+    assert status == 0 and [line.split(" | ")[0].strip(" *") for line in lines[1:4]] == [worse, better, first]
+    assert lines[2].startswith(f"* {better}") and "promoted (gate)" in lines[2] and "90.0%" in lines[2]
+    assert "not promoted (gate): it reads 10.0% of test captchas, fewer than the champion" in lines[1]
+    status, out = registry(store, "show", worse)
+    assert status == 0, out
+    shown = json.loads(out)
+    assert shown["record"]["version"] == worse and [d["moved"] for d in shown["decisions"]] == [False]
+
+
+def test_promote_and_rollback_move_latest_by_hand_and_are_logged(three_versions):
+    store, (first, better, worse) = three_versions
+    status, out = registry(store, "promote", worse, "--why", "reads our new style", "--who", "alice")
+    assert status == 0 and read_champion(store)[0]["version"] == worse
+    status, out = registry(store, "rollback", "--why", "complaints", "--who", "bob")
+    assert status == 0 and read_champion(store)[0]["version"] == better
+    moves = [(d["action"], d["from"], d["to"], d["who"], d["why"]) for d in store.iter_jsonl(HISTORY)][-2:]
+    assert moves == [("promote", better, worse, "alice", "reads our new style"),
+                     ("rollback", worse, better, "bob", "complaints")]
+    status, out = registry(store, "promote", "no-such-version", "--why", "x")
+    assert status == 2 and "there is no complete version 'no-such-version'" in out
+    assert read_champion(store)[0]["version"] == better
+
+
+def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(three_versions):
+    store, (first, better, worse) = three_versions
+    registry(store, "promote", first, "--why", "the oldest is best after all")
+    store.put_json("runs/still-running/ingest.json", {"up_to_date": None})  # a run that has not finished
+    before = set(store.list())
+    status, out = registry(store, "gc", "--keep", "1", "--dry-run")
+    assert status == 0 and f"would remove {store.url(f'models/{better}/version.json')}" in out
+    assert set(store.list()) == before
+    status, out = registry(store, "gc", "--keep", "1")
+    assert status == 0
+    assert [r["version"] for r in list_versions(store)] == [first, worse]  # the champion and the newest
+    assert not any(key.startswith(f"models/{better}/") for key in store.list())
+    assert store.exists("runs/still-running/ingest.json") and not store.exists("runs/later/publish.json")
+    assert all(store.exists(f"runs/{read_version(store, v)['run_key']}/train.json") for v in (first, worse))
+    for version in (first, worse):
+        model = store.get_json(f"models/{version}/model.json")
+        assert store.exists(f"shards/sets/{model['shards']}.json")
+    assert store.exists(LATEST) and store.exists(HISTORY)
+
