@@ -23,6 +23,7 @@ import numpy as np
 from tasks.data.images import ImageRejected, preprocess_bytes
 from tasks.data.sources import IMAGE_SUFFIXES
 from tasks.registry import LATEST
+from tasks.store import check_key
 
 
 class ModelNotFound(FileNotFoundError):
@@ -56,7 +57,7 @@ def _local_model(path: Path) -> ModelFiles:
         return _model_folder(path)
     if (path / LATEST).is_file():
         latest = json.loads((path / LATEST).read_text())
-        return _model_folder(path / latest["folder"])
+        return _model_folder(path / check_key(latest["folder"].rstrip("/")))  # a key read back is checked too
     raise ModelNotFound(f"{path} is neither a store with models/latest.json, a model folder, nor a model file")
 
 
@@ -70,16 +71,16 @@ def download_model(store, folder: str, workdir: Path) -> ModelFiles:
 
 def resolve_model(model: str, workdir: Path) -> ModelFiles:
     """The files of the model that `model` names; remote files are downloaded into `workdir`."""
-    from tasks.store import MissingObjectError, open_store, store_schemes
+    from tasks.registry.versions import read_champion
+    from tasks.store import open_store, store_schemes
 
     parsed = urlparse(model)
     if parsed.scheme in store_schemes() and parsed.scheme != "file":
         store = open_store(model)
-        try:
-            folder = store.get_json(LATEST)["folder"]
-        except MissingObjectError:
-            raise ModelNotFound(f"{model} has no models/latest.json: nothing has been published there") from None
-        return download_model(store, folder, workdir)
+        champion = read_champion(store)[0]
+        if champion is None:
+            raise ModelNotFound(f"{model} has no models/latest.json: nothing has been published there")
+        return download_model(store, champion["folder"], workdir)
     path = Path(parsed.path if parsed.scheme == "file" else model).expanduser()
     if not path.exists():
         raise ModelNotFound(f"{model} does not exist")
