@@ -109,6 +109,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
 
     from tasks.modelling.architectures import get_architecture
     from tasks.modelling.augment import augmentation_switch
+    from tasks.modelling.dropout import dropout_switch
     from tasks.modelling.course import patience_before, stall_watch
     from tasks.modelling.saving import load_model
     from tasks.modelling.schedule import training_schedule
@@ -157,7 +158,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             watch = stall_watch(patience_before(model, architecture.name, state["course"], label_lengths,
                                                 cfg.stall_epochs))
             schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights)
-            callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), watch,
+            callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), dropout_switch(), watch,
                          _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
             with native_noise_filtered():
                 model.fit(data.train, validation_data=data.val, epochs=cfg.epochs, initial_epoch=state["epoch"],

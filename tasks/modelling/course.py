@@ -6,8 +6,9 @@ FALL_WINDOW epochs: a model on its way off the plateau reads a few epochs later;
 moves by less than 1%), in which case it gets up to `stall_epochs` more. The change is the first
 of these that has not been tried and applies:
 
-1. `without-dropout`: the same model and weights with its dropout turned off (dropout can hold a
-   CTC model on its alignment plateau: docs/decisions.md#dropout-bound);
+1. `without-dropout`: the same model and weights with its dropout switched off (dropout can hold a
+   CTC model on its alignment plateau: docs/decisions.md#dropout-bound) until it reads
+   (tasks.modelling.dropout);
 2. `fresh-start`: a new initialisation from another seed, without dropout;
 3. `per-position-head`: the `cnn` architecture's per-position softmax, which has no alignment to
    search for, where every label has the same length.
@@ -90,28 +91,15 @@ def patience_before(model, arch: str, course: list[dict], label_lengths: list[in
 
 
 def has_dropout(model) -> bool:
-    """Whether any Dropout layer of `model` drops anything."""
-    return any(type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers)
+    """Whether the dropout of `model` is on."""
+    from tasks.modelling.dropout import dropout_on
+
+    return dropout_on(model)
 
 
 def without_dropout(model):
-    """A copy of `model` with every Dropout rate set to 0 (the layers stay, so the weights match),
-    compiled as `model` was, with a fresh optimizer state."""
-    import keras
+    """`model` with its dropout switched off, in place: same weights, same optimizer state."""
+    from tasks.modelling.dropout import set_dropout
 
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "Dropout":
-            layer["config"]["rate"] = 0.0
-    with keras.saving.custom_object_scope(_custom_objects()):
-        copy = type(model).from_config(config)
-        copy.compile_from_config(model.get_compile_config())
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _custom_objects() -> dict:
-    import tasks.modelling.augment  # noqa: F401  registers the Augmentation layer
-    from tasks.modelling.architectures import custom_objects
-
-    return custom_objects()
+    set_dropout(model, False)
+    return model

@@ -7,6 +7,7 @@ def load_model(path, compile: bool = False):
     import keras
 
     import tasks.modelling.augment  # noqa: F401  registers the Augmentation layer for deserialisation
+    import tasks.modelling.dropout  # noqa: F401  and the SwitchedDropout layer
     from tasks.modelling.architectures import custom_objects
 
     return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile, safe_mode=True)

@@ -63,7 +63,9 @@ def test_a_stalled_model_changes_course_until_it_reads(never_learns, tmp_path):
 
 def test_recoveries_apply_only_where_they_can(tmp_path):
     crnn = get_architecture("crnn").build(32, 96, 4, 11, 100)  # a small set: built with dropout
-    assert has_dropout(crnn) and not has_dropout(without_dropout(crnn))
+    switched_off = get_architecture("crnn").build(32, 96, 4, 11, 100)
+    assert has_dropout(crnn) and not has_dropout(without_dropout(switched_off))
+    assert next_recovery(switched_off, "crnn", [], [4]) == "fresh-start"
     assert next_recovery(crnn, "crnn", [], [4]) == "without-dropout"
     assert next_recovery(crnn, "crnn", ["without-dropout"], [4]) == "fresh-start"
     assert next_recovery(crnn, "crnn", ["without-dropout", "fresh-start"], [4]) == "per-position-head"

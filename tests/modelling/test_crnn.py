@@ -1,15 +1,39 @@
-"""The CRNN architecture: dropout only for small training sets, with the same number of weights either way."""
+"""The CRNN architecture: dropout on from the start for small training sets only, switched on once the
+model reads for the others, with the same layers and weights either way."""
+import keras
+import numpy as np
 
 
-def test_dropout_guards_small_training_sets_only(trained, tmp_path):
+def test_dropout_guards_small_training_sets_from_the_start(trained, tmp_path):
     from tasks.modelling.architectures.crnn import DROPOUT_BELOW_IMAGES, build_network, wants_dropout
+    from tasks.modelling.dropout import dropout_on
     from tasks.modelling.saving import load_model
 
     cfg, store, results = trained
     store.download_file("runs/20261129T000000/model.keras", tmp_path / "model.keras")
-    trained_layers = [type(layer).__name__ for layer in load_model(tmp_path / "model.keras").layers]
-    assert trained_layers.count("Dropout") == 3  # 48 captchas: a small set
+    model = load_model(tmp_path / "model.keras")
+    trained_layers = [type(layer).__name__ for layer in model.layers]
+    assert trained_layers.count("SwitchedDropout") == 3 and dropout_on(model)  # 48 captchas: a small set
     assert wants_dropout(DROPOUT_BELOW_IMAGES - 1) and not wants_dropout(DROPOUT_BELOW_IMAGES)
-    plain = build_network(32, 96, 11, dropout=False)
-    assert [type(layer).__name__ for layer in plain.layers] == [n for n in trained_layers if n != "Dropout"]
-    assert plain.count_params() == build_network(32, 96, 11, dropout=True).count_params()
+    plain, regularised = build_network(32, 96, 11, dropout=False), build_network(32, 96, 11, dropout=True)
+    assert [type(layer).__name__ for layer in plain.layers] == trained_layers
+    assert plain.count_params() == regularised.count_params()
+    assert not dropout_on(plain) and dropout_on(regularised)
+
+
+def test_the_dropout_switch_turns_dropout_on_once_the_model_reads():
+    from tasks.modelling.dropout import SwitchedDropout, dropout_on, dropout_switch
+
+    inputs = keras.layers.Input((1000,))
+    model = keras.Model(inputs, SwitchedDropout(0.25, on=False, seed=1)(inputs))
+    ones = np.ones((4, 1000), "float32")
+    assert np.array_equal(model(ones, training=True), ones)  # off: nothing dropped
+    switch = dropout_switch(0.5)
+    switch.set_model(model)
+    switch.on_epoch_end(0, {"accuracy": 0.2, "val_accuracy": 0.4})
+    assert not dropout_on(model)
+    switch.on_epoch_end(1, {"accuracy": 0.6, "val_accuracy": 0.4})
+    assert dropout_on(model)
+    dropped = keras.ops.convert_to_numpy(model(ones, training=True))
+    assert 0.2 < (dropped == 0).mean() < 0.3 and np.allclose(dropped[dropped > 0], 1 / 0.75)
+    assert np.array_equal(model(ones, training=False), ones)  # inference never drops

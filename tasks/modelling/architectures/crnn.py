@@ -51,11 +51,12 @@ class Crnn(Architecture):
 
 
 def build_network(height: int, width: int, num_classes: int, dropout: bool):
-    """The uncompiled crnn network, with or without dropout around its LSTMs."""
+    """The uncompiled crnn network, with dropout around its LSTMs on from the start or switched off."""
     import keras
     from keras import layers
 
     from tasks.modelling.augment import LAYER_NAME, Augmentation
+    from tasks.modelling.dropout import SwitchedDropout
 
     inputs = layers.Input((height, width, 1), name="image")
     x = Augmentation(name=LAYER_NAME)(inputs)
@@ -71,7 +72,8 @@ def build_network(height: int, width: int, num_classes: int, dropout: bool):
 
     def regularised(x, rate):
         # Outside the LSTMs, so cuDNN still runs them: docs/decisions.md#dropout-outside-the-lstms.
-        return layers.Dropout(rate)(x) if dropout else x
+        # On from the start for small sets, else once the model reads (tasks.modelling.dropout).
+        return SwitchedDropout(rate, on=dropout)(x)
 
     x = regularised(layers.Dense(128, activation="relu")(x), 0.2)
     x = regularised(layers.Bidirectional(layers.LSTM(128, return_sequences=True))(x), 0.25)
