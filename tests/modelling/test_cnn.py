@@ -22,5 +22,6 @@ def test_the_tutorial_cnn_trains_evaluates_and_publishes(tmp_path):
     assert store.get_json(trained["metadata"])["arch"] == "cnn"
     metrics = evaluate(cfg, store, tmp_path / "cache")
     assert metrics["test_images"] > 0
-    assert publish(cfg, store)["promoted"] is True
-    assert store.exists(f"models/{cfg.run_key}/model.onnx")
+    published = publish(cfg, store)
+    assert published["promoted"] is True
+    assert store.exists(f"models/{published['version']}/model.onnx")
