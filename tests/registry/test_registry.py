@@ -174,3 +174,16 @@ def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(three_vers
         assert store.exists(f"shards/sets/{model['shards']}.json")
     assert store.exists(LATEST) and store.exists(HISTORY)
 
+
+
+def test_keys_read_back_from_latest_are_checked(tmp_path):
+    """A latest.json that names a folder outside models/<version>/ is refused, not followed."""
+    from tasks.store import LocalStore, StoreError
+
+    store = LocalStore(tmp_path / "store")
+    for folder in ("../../etc/", "models/other/", "/abs/"):
+        store.put_json(LATEST, {"version": "v1", "folder": folder, "model": "models/v1/model.keras"})
+        with pytest.raises(StoreError, match="models/latest.json is damaged"):
+            read_champion(store)
+    store.put_json(LATEST, {"version": "v1", "folder": "models/v1/", "model": "models/v1/model.keras"})
+    assert read_champion(store)[0]["version"] == "v1"
