@@ -7,6 +7,7 @@ the same tests against another endpoint, such as MinIO.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -144,3 +145,25 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def rigged_run(store, cfg, run_key: str, accuracy: float, truth=None, champion_accuracy: float = 0.0):
+    """A run of the trained model whose evaluation says it reads `accuracy` of its test captchas, and
+    the champion of now `champion_accuracy`; `truth(row)`, if given, replaces the true text of each
+    of its test captchas (what a champion measured again on them is scored against)."""
+    source, target = f"runs/{cfg.run_key}/", f"runs/{run_key}/"
+    for stage in ("encode_labels", "train"):
+        store.put_json(f"{target}{stage}.json", store.get_json(f"{source}{stage}.json"))
+    evaluated = store.get_json(f"{source}evaluate.json")
+    rows = [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
+    rows = [{**row, "true": truth(row)} for row in rows] if truth else rows
+    from tasks.registry.versions import read_champion
+
+    champion = read_champion(store)[0]
+    metrics = {**store.get_json(evaluated["metrics"]), "full_accuracy": accuracy,
+               "champion": {"version": champion["version"], "full_accuracy": champion_accuracy}}
+    store.put_bytes(f"{target}predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    store.put_json(f"{target}metrics.json", metrics)
+    store.put_json(f"{target}evaluate.json", {**evaluated, "metrics": f"{target}metrics.json",
+                                              "predictions": f"{target}predictions.jsonl"})
+    return make_config(store, run_key=run_key)

@@ -191,3 +191,26 @@ def test_a_night_with_new_images_adds_them_and_extends_the_shards(airflow_env, t
     built = store.get_json("runs/20261207T020000/build_shards.json")
     assert built["extended"] is True and built["images"] == 4 and built["files_reused"] > 0
     assert store.get_json("runs/20261207T020000/train.json")["epochs"] == 1
+
+
+def test_racing_publishes_through_airflow_leave_latest_on_the_better_model(airflow_env, tmp_path):
+    """Two runs evaluated against the same champion publish through Airflow one after the other: the
+    second finds latest moved, measures the first's model on its own test captchas and wins only by
+    reading more; the audit log holds both decisions."""
+    from conftest import make_config, rigged_run
+
+    store = LocalStore(tmp_path / "store")
+    conf = {**TINY, "store": store.uri}
+    airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-09T02:00:00", "-c", json.dumps(conf))
+    champion = check_published(store, "20261209T020000")
+    base = make_config(store, run_key="20261209T020000")
+    rigged_run(store, base, "20261210T000000", accuracy=0.5)
+    rigged_run(store, base, "20261211T000000", accuracy=0.7, truth=lambda row: "@" * 9)  # nothing reads these
+    for date in ("2026-12-10", "2026-12-11"):
+        airflow(airflow_env, "tasks", "test", "captcha_training", "publish", date, "-t", json.dumps(conf))
+    first, second = (store.get_json(f"runs/{key}/publish.json") for key in ("20261210T000000", "20261211T000000"))
+    assert first["promoted"] and second["promoted"]
+    assert store.get_json("models/latest.json")["version"] == second["version"]
+    decisions = [(d["candidate"], d["from"], d["moved"]) for d in store.iter_jsonl("models/history.jsonl")]
+    assert decisions[-2:] == [(first["version"], champion["version"], True), (second["version"], first["version"], True)]
+    assert f"the champion {first['version']} 0.0%" in second["reason"]

@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import make_config, own_copy
+from conftest import make_config, own_copy, rigged_run
 
 from tasks.encode_labels import encode_labels
 from tasks.evaluate import evaluate
@@ -31,26 +31,6 @@ def published(request, trained, tmp_path):
 def snapshot(store, prefix: str) -> dict:
     """Every object under `prefix` and the digest of its bytes."""
     return {key: hashlib.sha256(store.get_bytes(key)).hexdigest() for key in store.list(prefix)}
-
-
-def rigged_run(store, cfg, run_key: str, accuracy: float, truth=None, champion_accuracy: float = 0.0):
-    """A run of the trained model whose evaluation says it reads `accuracy` of its test captchas, and
-    the champion of now `champion_accuracy`; `truth(row)`, if given, replaces the true text of each
-    of its test captchas (what a champion measured again on them is scored against)."""
-    source, target = f"runs/{cfg.run_key}/", f"runs/{run_key}/"
-    for stage in ("encode_labels", "train"):
-        store.put_json(f"{target}{stage}.json", store.get_json(f"{source}{stage}.json"))
-    evaluated = store.get_json(f"{source}evaluate.json")
-    rows = [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
-    rows = [{**row, "true": truth(row)} for row in rows] if truth else rows
-    champion = read_champion(store)[0]
-    metrics = {**store.get_json(evaluated["metrics"]), "full_accuracy": accuracy,
-               "champion": {"version": champion["version"], "full_accuracy": champion_accuracy}}
-    store.put_bytes(f"{target}predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
-    store.put_json(f"{target}metrics.json", metrics)
-    store.put_json(f"{target}evaluate.json", {**evaluated, "metrics": f"{target}metrics.json",
-                                              "predictions": f"{target}predictions.jsonl"})
-    return make_config(store, run_key=run_key)
 
 
 def test_publishing_the_same_model_again_keeps_its_version(published):
