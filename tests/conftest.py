@@ -94,6 +94,17 @@ def own_copy(store: LocalStore, tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "store")
 
 
+def copy_of_kind(kind: str, store: LocalStore, tmp_path: Path, request):
+    """A copy of `store` on a store of `kind`: "file" (in tmp_path) or "s3" (a new bucket on the S3
+    test server), for tests that prove a promise on both."""
+    if kind == "file":
+        return own_copy(store, tmp_path)
+    copy = S3Store(f"s3://{request.getfixturevalue('s3_bucket')}/root", request.getfixturevalue("s3_options"))
+    for key in store.list():
+        copy.upload_file(store.local_path(key), key)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """URL of a real S3 HTTP endpoint: moto's server, or CAPTCHA_TEST_S3_ENDPOINT."""

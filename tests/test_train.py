@@ -1,9 +1,8 @@
 """train: the model, history and checkpoint it saves; a finished training run again trains from
 scratch; an interrupted one resumes where it stopped, within the time left of the run's limit."""
 import pytest
-from conftest import make_config, own_copy
+from conftest import copy_of_kind, make_config, own_copy
 
-from tasks.store import LocalStore
 from tasks.train import train
 
 PREFIX = "runs/20261129T000000/"
@@ -32,29 +31,31 @@ class Interrupted(Exception):
     """Stands for the kill of a training process, just after an epoch's checkpoint."""
 
 
-class InterruptingStore(LocalStore):
-    """A store whose training stops, as if killed, once the checkpoint of epoch `at` is stored."""
+def interrupting(store, at: int):
+    """`store`, changed so that a training on it stops, as if killed, once the checkpoint of epoch `at`
+    is stored."""
+    class Interrupting(type(store)):
+        def put_json(self, key, value):
+            super().put_json(key, value)
+            if key.endswith("checkpoint.json") and value["epoch"] == at and not value.get("complete"):
+                raise Interrupted
 
-    def __init__(self, root, at: int):
-        super().__init__(root)
-        self.at = at
-
-    def put_json(self, key, value):
-        super().put_json(key, value)
-        if key.endswith("checkpoint.json") and value["epoch"] == self.at and not value.get("complete"):
-            raise Interrupted
+    copy = object.__new__(Interrupting)
+    copy.__dict__.update(store.__dict__)
+    return copy
 
 
-@pytest.fixture
-def interrupted(trained, tmp_path, monkeypatch):
-    """A store whose training of 4 epochs stopped after epoch 2; the model counts as reading from its
-    first epoch (the rig: tiny data reads nothing yet), so the schedule has patience and best weights."""
+@pytest.fixture(params=["file", "s3"])
+def interrupted(request, trained, tmp_path, monkeypatch):
+    """A store of each kind whose training of 4 epochs stopped after epoch 2; the model counts as
+    reading from its first epoch (the rig: tiny data reads nothing yet), so the schedule has patience
+    and best weights."""
     monkeypatch.setattr("tasks.modelling.schedule.READING", 0.0)
     cfg, store, results = trained
-    store = own_copy(store, tmp_path)
+    store = copy_of_kind(request.param, store, tmp_path, request)
     cfg = make_config(store, epochs=4, max_train_minutes=5)
     with pytest.raises(Interrupted):
-        train(cfg, InterruptingStore(store.root, at=2), cache_dir=tmp_path)
+        train(cfg, interrupting(store, at=2), cache_dir=tmp_path)
     return cfg, store
 
 

@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import make_config, own_copy, rigged_run
+from conftest import copy_of_kind, make_config, rigged_run
 
 from tasks.encode_labels import encode_labels
 from tasks.evaluate import evaluate
@@ -20,12 +20,7 @@ from tasks.train import train
 def published(request, trained, tmp_path):
     """The trained pipeline's store, with its champion, copied to a store of each kind."""
     cfg, local, results = trained
-    if request.param == "file":
-        return cfg, own_copy(local, tmp_path), results
-    store = S3Store(f"s3://{request.getfixturevalue('s3_bucket')}/root", request.getfixturevalue("s3_options"))
-    for key in local.list():
-        store.upload_file(local.local_path(key), key)
-    return cfg, store, results
+    return cfg, copy_of_kind(request.param, local, tmp_path, request), results
 
 
 def snapshot(store, prefix: str) -> dict:
