@@ -33,12 +33,17 @@ class PublishError(RuntimeError):
     """The champion kept changing while this run's model was being decided on."""
 
 
-def gate(metrics: dict, min_accuracy: float) -> tuple[bool, str]:
-    """(promote?, why) for a model with these test metrics (champion's included, if any)."""
+def gate(metrics: dict, min_accuracy: float, champion_is_newer: bool = False) -> tuple[bool, str]:
+    """(promote?, why) for a model with these test metrics (champion's included, if any). A tie goes
+    to the newer model: an older version published again never takes `latest` back from a champion
+    that reads as many."""
     accuracy = metrics["full_accuracy"]
     if accuracy < min_accuracy:
         return False, f"it reads {accuracy:.1%} of test captchas, below the min_accuracy floor of {min_accuracy:.1%}"
     champion = metrics.get("champion")
+    if champion and champion_is_newer and accuracy <= champion["full_accuracy"]:
+        return False, (f"it reads {accuracy:.1%} of test captchas, no more than the newer champion "
+                       f"{champion['version']} ({champion['full_accuracy']:.1%}) on the same test split")
     if champion and accuracy < champion["full_accuracy"]:
         return False, (f"it reads {accuracy:.1%} of test captchas, fewer than the champion {champion['version']} "
                        f"({champion['full_accuracy']:.1%}) on the same test split")
@@ -141,7 +146,8 @@ def _decide(cfg, store: ObjectStore, record: dict, metrics: dict, rows: list[dic
             log.info("publish: the champion is now %s, not the one evaluate measured; measuring it on this run's "
                      "test captchas", before)
             measured = {"version": before, **score_version(store, champion["folder"], rows, workdir / before)}
-        promoted, reason = gate({**metrics, "champion": measured if champion else None}, cfg.min_accuracy)
+        newer = bool(champion) and (read_version(store, before) or {}).get("created_at", 0) > record["created_at"]
+        promoted, reason = gate({**metrics, "champion": measured if champion else None}, cfg.min_accuracy, newer)
         if not promoted:
             record_decision(store, "gate", record["version"], before, False, reason, who)
             return False, reason

@@ -75,6 +75,8 @@ def test_gate():
     promoted, reason = gate({"full_accuracy": 0.9, "champion": champion}, 0.5)
     assert not promoted and "fewer than the champion v1 (95.0%)" in reason
     assert gate({"full_accuracy": 0.95, "champion": champion}, 0.5)[0] is True
+    assert gate({"full_accuracy": 0.95, "champion": champion}, 0.5, champion_is_newer=True)[0] is False
+    assert gate({"full_accuracy": 0.96, "champion": champion}, 0.5, champion_is_newer=True)[0] is True
 
 
 class JournalingStore(LocalStore):

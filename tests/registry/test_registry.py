@@ -162,3 +162,15 @@ def test_keys_read_back_from_latest_are_checked(tmp_path):
             read_champion(store)
     store.put_json(LATEST, {"version": "v1", "folder": "models/v1/", "model": "models/v1/model.keras"})
     assert read_champion(store)[0]["version"] == "v1"
+
+
+def test_an_older_version_published_again_does_not_take_latest_back_on_a_tie(published):
+    """The first run's publish cleared and run again after a newer model (the same weights) became the
+    champion: the newer one reads as many of the first run's test captchas, so latest stays."""
+    cfg, store, results = published
+    newer = publish(rigged_run(store, cfg, "newer", accuracy=0.9), store)
+    assert newer["promoted"]
+    again = publish(cfg, store)
+    assert again["version"] == results["publish"]["version"] and not again["promoted"]
+    assert f"no more than the newer champion {newer['version']}" in again["reason"]
+    assert read_champion(store)[0]["version"] == newer["version"]
