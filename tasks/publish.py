@@ -81,19 +81,15 @@ def _export_serving_formats(store: ObjectStore, local: Path, prefix: str, workdi
     return written
 
 
-def _write_version(cfg, store: ObjectStore, version: str, local_model: Path, workdir: Path, passes: bool,
-                   reason: str) -> dict:
+def _write_version(cfg, store: ObjectStore, version: str, local_model: Path, workdir: Path, trained: dict,
+                   metrics: dict, rows: list[dict], passes: bool, reason: str) -> dict:
     """Every file of a new version, then its record (version.json) last; return the record."""
     from tasks.reporting.plots import confusion_plot, history_plot
 
     prefix = version_prefix(version)
-    trained = read_stage_result(store, cfg.run_key, "train")
-    evaluated = read_stage_result(store, cfg.run_key, "evaluate")
     encoded = read_stage_result(store, cfg.run_key, "encode_labels")
-    metrics = store.get_json(evaluated["metrics"])
     meta = store.get_json(trained["metadata"])
     history = store.get_json(trained["history"])
-    rows = _test_rows(store, evaluated)
     files = _export_serving_formats(store, local_model, prefix, workdir)
     store.put_json(f"{prefix}model.json", meta)
     store.put_json(f"{prefix}alphabet.json", {"alphabet": meta["alphabet"], "max_length": meta["max_length"]})
@@ -176,7 +172,7 @@ def publish(cfg, store: ObjectStore) -> dict:
         record = read_version(store, version)
         if record is None:
             passes, verdict = gate(metrics, cfg.min_accuracy)
-            record = _write_version(cfg, store, version, local, workdir, passes, verdict)
+            record = _write_version(cfg, store, version, local, workdir, trained, metrics, rows, passes, verdict)
         else:
             log.info("publish: version %s is already published; its files stay as they are", version)
         promoted, reason = _decide(cfg, store, record, metrics, rows, workdir)

@@ -50,7 +50,8 @@ def test_settings_the_stored_images_do_not_fit_are_refused_before_any_work(local
                               ({"max_label_length": 3}, "longer than max_label_length (3)"),
                               ({"alphabet": "0123"}, "outside the alphabet")):
         cfg = make_config(local_store, source=str(tiny_folder), run_key="changed", **settings)
-        with pytest.raises(ConfigError, match=rf"(?s)of the \d+ images already in store .* do not fit .*{re.escape(problem)}"):
+        pattern = rf"(?s)of the \d+ images already in store .* do not fit .*{re.escape(problem)}"
+        with pytest.raises(ConfigError, match=pattern):
             check_inputs(cfg, local_store)
     assert set(local_store.list()) == before  # nothing stored is lost or changed
     check_inputs(make_config(local_store, source=str(tiny_folder), run_key="same"), local_store)

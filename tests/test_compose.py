@@ -158,7 +158,8 @@ def test_make_up_refuses_the_example_secrets(tmp_path):
     own = example
     for name in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD"):
         own = re.sub(rf"^{name}=.*$", f"{name}=own-{name.lower()}-5f2c", own, flags=re.M)
-    (tmp_path / "docker" / ".env").write_text(re.sub(r"^AIRFLOW_JWT_SECRET=.*$", "AIRFLOW_JWT_SECRET=", own, flags=re.M))
+    no_jwt = re.sub(r"^AIRFLOW_JWT_SECRET=.*$", "AIRFLOW_JWT_SECRET=", own, flags=re.M)
+    (tmp_path / "docker" / ".env").write_text(no_jwt)
     empty = make_up()
     assert empty.returncode != 0 and "set AIRFLOW_JWT_SECRET" in empty.stdout
     (tmp_path / "docker" / ".env").write_text(own)

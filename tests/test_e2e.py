@@ -212,5 +212,6 @@ def test_racing_publishes_through_airflow_leave_latest_on_the_better_model(airfl
     assert first["promoted"] and second["promoted"]
     assert store.get_json("models/latest.json")["version"] == second["version"]
     decisions = [(d["candidate"], d["from"], d["moved"]) for d in store.iter_jsonl("models/history.jsonl")]
-    assert decisions[-2:] == [(first["version"], champion["version"], True), (second["version"], first["version"], True)]
+    assert decisions[-2:] == [(first["version"], champion["version"], True),
+                              (second["version"], first["version"], True)]
     assert f"the champion {first['version']} 0.0%" in second["reason"]

@@ -1,9 +1,10 @@
 """Changing course when training stalls.
 
 A model that has not started to read (see `schedule.reads`) after `stall_epochs` epochs of one
-attempt (twice as many when the change would throw its weights away: `patience_before`) is changed, unless its validation loss is still falling (by FALLING over the last
-FALL_WINDOW epochs: a model on its way off the plateau reads a few epochs later; one stuck on it
-moves by less than 1%), in which case it gets up to `stall_epochs` more. The change is the first
+attempt (twice as many when the change would throw its weights away: `patience_before`) is
+changed, unless its validation loss is still falling (by FALLING over the last FALL_WINDOW epochs:
+a model on its way off the plateau reads a few epochs later; one stuck on it moves by less than
+1%), in which case it gets up to twice that patience. The change is the first
 of these that has not been tried and applies:
 
 1. `without-dropout`: the same model and weights with its dropout switched off (dropout can hold a

@@ -1,4 +1,5 @@
-"""The model card says what the model is, how well it reads, and whether it passes the gate and where to see if it became the champion."""
+"""The model card says what the model is, how well it reads, whether it passes the gate, and where to
+see whether it became the champion."""
 from conftest import make_config
 
 from tasks.reporting.model_card import model_card
