@@ -12,6 +12,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from tasks.data.input_size import PREPROCESSING_METHODS
 from tasks.modelling.architectures import architecture_names, get_architecture
 from tasks.pipeline.config import DEFAULTS, default_store_uri, param_schema
+from tasks.pipeline.records import RUN_TIMEOUT
 from tasks.store import store_schemes
 
 SCHEDULE = os.environ.get("CAPTCHA_SCHEDULE", "0 2 * * *")  # "none": triggered runs only
@@ -95,13 +96,14 @@ PARAMS = {
 }
 
 
-def _run_context():
-    """(config, store, S3 client options) of the running task, from its params and date."""
+def _run_context(active: bool = True):
+    """(config, store, S3 client options) of the running task, from its params and date; `active`
+    records in the store that the run's task starts (the registry's clean-up keeps running runs)."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from tasks.pipeline.config import PipelineConfig
-    from tasks.pipeline.records import run_key_for
+    from tasks.pipeline.records import mark_active, run_key_for
     from tasks.store import open_store
     from tasks.store.s3 import s3_options_from_connection
 
@@ -115,7 +117,10 @@ def _run_context():
             s3_options = s3_options_from_connection(conn.login, conn.password, conn.extra_dejson)
         except AirflowNotFoundException:
             pass  # boto3 then reads the standard AWS environment variables
-    return cfg, open_store(cfg.store, s3_options), s3_options
+    store = open_store(cfg.store, s3_options)
+    if active:
+        mark_active(store, cfg.run_key, context["ti"].task_id)
+    return cfg, store, s3_options
 
 
 @dag(
@@ -124,6 +129,7 @@ def _run_context():
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=RUN_TIMEOUT,  # a run stuck for days fails, and the next night's can start
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["captcha", "ml", "training"],
     doc_md=DOC,
@@ -138,7 +144,8 @@ def captcha_training():
         from tasks.check_inputs import check_inputs as run
 
         try:
-            return run(*_run_context())
+            # Nothing is written before the inputs are checked: the store may not even exist yet.
+            return run(*_run_context(active=False))
         except INPUT_ERRORS as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix a wrong setting
 

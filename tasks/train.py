@@ -86,13 +86,18 @@ def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path)
         best = None
         # best.keras holds the schedule's best weights once it has some (a fresh start or a change of
         # course starts a schedule without, and best.keras is rewritten at its first best).
-        stopping = [c for c in (state.get("schedule") or {}).get("callbacks", []) if "best_epoch" in c]
-        if stopping and stopping[0].get("best") is not None:
+        if _best_epoch(state.get("schedule")) is not None:
             store.download_file(f"{prefix}best.keras", workdir / "best.keras")
             best = load_model(workdir / "best.keras").get_weights()
     except MissingObjectError:
         return None
     return local, state, best
+
+
+def _best_epoch(schedule_state: dict | None) -> int | None:
+    """The epoch (from 1) whose weights the schedule keeps as its best, or None before it has any."""
+    stopping = [c for c in (schedule_state or {}).get("callbacks", []) if "best_epoch" in c]
+    return stopping[0]["best_epoch"] + 1 if stopping and stopping[0].get("best") is not None else None
 
 
 def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None) -> dict:
@@ -140,9 +145,10 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         with strategy.scope():
             if resume:
                 model = load_model(resume[0], compile=True)
+                best_epoch = _best_epoch(schedule_state)
                 log.info("resuming from the checkpoint of epoch %d (%.0f s of training spent, %s)", state["epoch"],
-                         state.get("elapsed_seconds", 0.0),
-                         "with the best weights so far" if best_weights is not None else "no best weights yet")
+                         state.get("elapsed_seconds", 0.0), "no best weights yet" if best_weights is None
+                         else f"with the best weights so far, of epoch {best_epoch}")
             else:
                 model = architecture.build(index["height"], index["width"], index["max_length"],
                                            index["num_classes"], index["counts"]["train"])
@@ -192,7 +198,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         "epochs": epochs_run, "resumed_from_epoch": initial_epoch, "seconds": round(seconds, 1),
         "training_seconds_all_tries": round(state.get("elapsed_seconds", 0.0), 1),
         "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size, "arch": architecture.name,
-        "course": state["course"], "final": {k: round(v[-1], 4) for k, v in history.items()},
+        "course": state["course"], "best_epoch": _best_epoch(state.get("schedule")),
+        "final": {k: round(v[-1], 4) for k, v in history.items()},
     })
 
 

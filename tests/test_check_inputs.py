@@ -36,7 +36,8 @@ def test_an_s3_source_in_a_missing_bucket_is_named(local_store, s3_options):
 
 def test_a_store_in_a_missing_bucket_is_named(s3_options):
     store = S3Store("s3://no-such-bucket-x2/root", s3_options)
-    with pytest.raises(StoreError, match="store s3://no-such-bucket-x2/root: bucket 'no-such-bucket-x2' cannot be used"):
+    with pytest.raises(StoreError,
+                       match="store s3://no-such-bucket-x2/root: bucket 'no-such-bucket-x2' cannot be used"):
         check_inputs(make_config(store), store, s3_options)
 
 

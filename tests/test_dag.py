@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from datetime import timedelta
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +98,9 @@ def test_every_task_has_a_time_limit(dag):
         assert task.execution_timeout is not None and task.execution_timeout.total_seconds() > 0, task.task_id
     train = dag.get_task("train").execution_timeout
     assert train.total_seconds() > 60 * dag.params.get_param("max_train_minutes").schema["maximum"]
+    # The whole run has a limit too, longer than its tasks' limits together (the registry's clean-up
+    # counts on it to tell a failed run from a running one).
+    assert dag.dagrun_timeout >= sum((task.execution_timeout for task in dag.tasks), timedelta())
 
 
 NUMBERS = ["epochs", "batch_size", "max_train_minutes", "stall_epochs", "height", "width", "max_label_length",

@@ -176,7 +176,8 @@ def test_dag_on_celery_with_a_gpu_queue(database, redis_db, s3_bucket, s3_endpoi
         rows = query(database, "SELECT task_id, state, hostname, queue FROM task_instance WHERE run_id = %s",
                      run_id)
         where = {task: (state, hostname, queue) for task, state, hostname, queue in rows}
-        assert state == "success", f"run {state}: {where}\n{cluster.tail('worker-default')}\n{cluster.tail('worker-gpu')}"
+        assert state == "success", (f"run {state}: {where}\n{cluster.tail('worker-default')}\n"
+                                    f"{cluster.tail('worker-gpu')}")
         assert where["train"] == ("success", "worker-gpu", "gpu")
         for task in set(STAGES) - {"train"}:
             assert where[task] == ("success", "worker-default", "default"), task

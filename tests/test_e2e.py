@@ -131,11 +131,15 @@ def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_
 
 
 def test_a_training_task_killed_mid_run_resumes_from_its_checkpoint(airflow_env, tmp_path):
+    """SIGKILLed after its schedule has best weights, train resumes with them and goes on with the same
+    schedule, and both tries together spend no more than the time limit. (The per-position head reads
+    digits at once, so its schedule starts at epoch 1.)"""
     import signal
     import time
 
     store = LocalStore(tmp_path / "store")
-    params = json.dumps({**TINY, "store": store.uri, "epochs": 400, "max_train_minutes": 0.5})
+    params = json.dumps({**TINY, "source": "synthetic://?count=40&length=4&seed=3&alphabet=0123456789",
+                         "arch": "cnn", "store": store.uri, "epochs": 400, "max_train_minutes": 0.5})
     for stage in STAGES[:STAGES.index("train")]:
         airflow(airflow_env, "tasks", "test", "captcha_training", stage, "2026-12-04", "-t", params)
     checkpoint = "runs/20261204T000000/checkpoint.json"
@@ -144,19 +148,29 @@ def test_a_training_task_killed_mid_run_resumes_from_its_checkpoint(airflow_env,
                               start_new_session=True)
     try:
         deadline = time.monotonic() + 600
-        while not (store.exists(checkpoint) and store.get_json(checkpoint)["epoch"] >= 2):
+        while not (store.exists(checkpoint) and store.get_json(checkpoint)["epoch"] >= 2
+                   and store.get_json(checkpoint)["schedule"]["callbacks"][1]["best"] is not None):
             assert worker.poll() is None, "training ended before it could be killed"
             assert time.monotonic() < deadline, "no checkpoint after 10 minutes"
             time.sleep(0.2)
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # the whole task process tree, with no chance to clean up
         worker.wait()
-    killed_at = store.get_json(checkpoint)["epoch"]
+    killed = store.get_json(checkpoint)
+    killed_at, best_at_kill = killed["epoch"], killed["schedule"]["callbacks"][1]["best_epoch"] + 1
     assert not store.exists("runs/20261204T000000/train.json")
     output = airflow(airflow_env, "tasks", "test", "captcha_training", "train", "2026-12-04", "-t", params)
     assert f"resuming from the checkpoint of epoch {killed_at}" in output
+    assert f"with the best weights so far, of epoch {best_at_kill}" in output
+    assert store.get_json("runs/20261204T000000/active.json")["task"] == "train"  # gc keeps a running run
     trained = store.get_json("runs/20261204T000000/train.json")
     assert trained["resumed_from_epoch"] == killed_at and trained["epochs"] > killed_at
+    # The schedule went on from where it was killed: its best epoch is the best of both tries.
+    history = store.get_json("runs/20261204T000000/history.json")
+    reading = next(e for e, accuracy in enumerate(map(max, history["accuracy"], history["val_accuracy"]))
+                   if accuracy >= 0.05)
+    assert trained["best_epoch"] == 1 + min(range(reading, len(history["val_loss"])),
+                                            key=history["val_loss"].__getitem__)
     # Both tries together stay within the 30-second limit, but for the epoch that passes it.
     epochs = store.get_json("runs/20261204T000000/history.json")["epoch_seconds"]
     assert trained["training_seconds_all_tries"] <= 30 + max(epochs) + 1

@@ -38,7 +38,8 @@ def test_a_permanent_s3_error_stops_the_stage_and_names_it(s3_endpoint, s3_optio
     with FaultProxy(s3_endpoint, permanent=True) as proxy:
         store = S3Store(f"s3://{s3_bucket}/root", {**s3_options, "endpoint_url": proxy.url})
         cfg = make_config(store, source=str(tiny_folder))
-        with pytest.raises(StoreError, match=rf"store s3://{s3_bucket}/root: bucket '{s3_bucket}' cannot be used \(403\)"):
+        with pytest.raises(StoreError,
+                           match=rf"store s3://{s3_bucket}/root: bucket '{s3_bucket}' cannot be used \(403\)"):
             check_inputs(cfg, store)
         with pytest.raises(StoreError, match=rf"store s3://{s3_bucket}/root: reading 'manifests/current.json' "
                                              r"failed: AccessDenied"):

@@ -134,10 +134,10 @@ def submit(page, dialog) -> str:
 def wait_until_finished(page, tasks: int = 7) -> str:
     """Wait (the UI refreshes itself) until the run's badge and every task's say how it ended."""
     def state():
+        unfinished = sum(page.get_by_text(name, exact=True).count()
+                         for name in ("Running", "Queued", "Scheduled", "No Status"))
         for name in ("Success", "Failed"):
-            if page.get_by_text(name, exact=True).count() > 0 and \
-                    page.get_by_text("Running", exact=True).count() + page.get_by_text("Queued", exact=True).count() \
-                    + page.get_by_text("Scheduled", exact=True).count() + page.get_by_text("No Status", exact=True).count() == 0:
+            if page.get_by_text(name, exact=True).count() > 0 and unfinished == 0:
                 return name
         return None
 

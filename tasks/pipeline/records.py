@@ -6,8 +6,15 @@ what its upstream tasks wrote for the same date.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 from tasks.store import MissingObjectError, ObjectStore
+
+# A DAG run ends, finished or failed, within this time (the DAG's dagrun_timeout): a run whose tasks
+# last started longer ago than this is not running, whatever it left behind. It exceeds the task time
+# limits together (the longest training the form accepts is a week).
+RUN_TIMEOUT = timedelta(days=10)
+ACTIVITY = "active.json"
 
 
 class UpstreamMissing(RuntimeError):
@@ -23,6 +30,20 @@ def write_stage_result(store: ObjectStore, run_key: str, stage: str, result: dic
     """Record a stage's summary and return it."""
     store.put_json(f"{run_prefix(run_key)}{stage}.json", result)
     return result
+
+
+def mark_active(store: ObjectStore, run_key: str, task: str, now: datetime | None = None) -> None:
+    """Record that a task of this run starts now, so that a clean-up knows the run may be going."""
+    now = now or datetime.now(timezone.utc)
+    store.put_json(f"{run_prefix(run_key)}{ACTIVITY}", {"task": task, "at": now.isoformat()})
+
+
+def last_active(store: ObjectStore, run_key: str) -> datetime | None:
+    """When a task of this run last started through the DAG, or None if none ever did."""
+    try:
+        return datetime.fromisoformat(store.get_json(f"{run_prefix(run_key)}{ACTIVITY}")["at"])
+    except MissingObjectError:
+        return None
 
 
 def read_stage_result(store: ObjectStore, run_key: str, stage: str) -> dict:

@@ -4,7 +4,7 @@
     python -m tasks.registry [--store URI] show VERSION
     python -m tasks.registry [--store URI] promote VERSION --why TEXT [--who NAME]
     python -m tasks.registry [--store URI] rollback --why TEXT [--who NAME]
-    python -m tasks.registry [--store URI] gc --keep N [--dry-run]
+    python -m tasks.registry [--store URI] gc --keep N [--unfinished] [--dry-run]
 
 The store is `--store`, else CAPTCHA_STORE, else the project's store/ folder; S3 credentials and
 endpoint come from the standard AWS environment variables. `promote` and `rollback` move
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--who", default=getpass.getuser(), help="who decides (default: this user)")
     gc = commands.add_parser("gc", help="remove old versions, runs and shard sets")
     gc.add_argument("--keep", type=int, required=True, help="versions and runs to keep, newest first")
+    gc.add_argument("--unfinished", action="store_true",
+                    help="also remove unfinished runs that never ran through the DAG (no task start recorded)")
     gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     args = parser.parse_args(argv)
 
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                      else rollback(store, args.why, args.who))
             print(f"latest is now {moved['version']}")
         else:
-            plan = plan_cleanup(store, args.keep)
+            plan = plan_cleanup(store, args.keep, unfinished=args.unfinished)
             for key in plan.keys:
                 print(("would remove " if args.dry_run else "removing ") + store.url(key))
             removed = 0 if args.dry_run else apply_cleanup(store, plan)

@@ -1,13 +1,17 @@
 """What `gc` removes from a store: versions beyond the newest N (never the champion), the finished
 runs that no kept version came from (beyond the newest N runs), and the shard sets no kept run or
 version uses. A run that has not finished (no publish result, and not skipped for want of news) may
-be running: it is kept, with its shard set. Raw images and manifests are the data set: never removed.
+be running, and is kept with its shard set, unless its tasks last started longer ago than the DAG's
+run timeout (then Airflow has ended it: it failed), or it never ran through the DAG and
+`--unfinished` says to take those too. Raw images and manifests are the data set: never removed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from tasks.data.shards import shard_index_key
+from tasks.pipeline.records import RUN_TIMEOUT, last_active
 from tasks.registry.versions import RECORD, list_versions, read_champion, version_prefix
 from tasks.store import MissingObjectError, ObjectStore
 
@@ -35,6 +39,13 @@ def _finished(store: ObjectStore, run_key: str) -> bool:
         return False
 
 
+def _may_be_running(store: ObjectStore, run_key: str, now: datetime, unstamped_ended: bool) -> bool:
+    if _finished(store, run_key):
+        return False
+    started = last_active(store, run_key)
+    return not unstamped_ended if started is None else now - started < RUN_TIMEOUT
+
+
 def _shard_set_of_run(store: ObjectStore, run_key: str) -> str | None:
     try:
         return store.get_json(f"runs/{run_key}/build_shards.json")["cache_key"]
@@ -42,8 +53,11 @@ def _shard_set_of_run(store: ObjectStore, run_key: str) -> str | None:
         return None
 
 
-def plan_cleanup(store: ObjectStore, keep: int) -> Plan:
-    """The clean-up that keeps the newest `keep` versions and runs, the champion, and what they use."""
+def plan_cleanup(store: ObjectStore, keep: int, now: datetime | None = None, unfinished: bool = False) -> Plan:
+    """The clean-up that keeps the newest `keep` versions and runs, the champion, what they use, and
+    every run that may be running at `now` (default: now). `unfinished`: runs that never ran through
+    the DAG (no task start recorded, as from the plain functions) count as ended too."""
+    now = now or datetime.now(timezone.utc)
     if keep < 1:
         raise ValueError("keep at least 1 version")
     champion = (read_champion(store)[0] or {}).get("version")
@@ -52,7 +66,7 @@ def plan_cleanup(store: ObjectStore, keep: int) -> Plan:
     plan = Plan(versions=[r["version"] for r in records if r["version"] not in kept_versions])
     runs = _run_keys(store)
     kept_runs = set(runs[-keep:]) | {r["run_key"] for r in records if r["version"] in kept_versions}
-    plan.runs = [run for run in runs if run not in kept_runs and _finished(store, run)]
+    plan.runs = [run for run in runs if run not in kept_runs and not _may_be_running(store, run, now, unfinished)]
     used_sets = {_shard_set_of_run(store, run) for run in runs if run not in plan.runs}
     used_sets |= {store.get_json(f"{version_prefix(v)}model.json").get("shards") for v in kept_versions}
     sets = [key.rsplit("/", 1)[1].removesuffix(".json") for key in store.list("shards/sets/")]

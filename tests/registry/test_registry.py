@@ -3,11 +3,13 @@ once written never changes, `latest` only moves through a decision made against 
 the moment, and every decision is in the audit log."""
 import hashlib
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import copy_of_kind, make_config, rigged_run
 
 from tasks.encode_labels import encode_labels
+from tasks.pipeline.records import RUN_TIMEOUT, mark_active
 from tasks.evaluate import evaluate
 from tasks.publish import publish
 from tasks.registry import HISTORY, LATEST
@@ -133,7 +135,14 @@ def test_promote_and_rollback_move_latest_by_hand_and_are_logged(three_versions)
 def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(three_versions):
     store, (first, better, worse) = three_versions
     registry(store, "promote", first, "--why", "the oldest is best after all")
-    store.put_json("runs/still-running/ingest.json", {"up_to_date": None})  # a run that has not finished
+    # Runs that have not finished: one whose task started an hour ago, one whose task started longer
+    # ago than the DAG's run timeout (Airflow has ended it), one that never ran through the DAG.
+    now = datetime.now(timezone.utc)
+    for run, started in (("a-running", now - timedelta(hours=1)), ("failed", now - RUN_TIMEOUT),
+                         ("by-hand", None)):
+        store.put_json(f"runs/{run}/ingest.json", {"up_to_date": None})
+        if started:
+            mark_active(store, run, "train", started)
     before = set(store.list())
     status, out = registry(store, "gc", "--keep", "1", "--dry-run")
     assert status == 0 and f"would remove {store.url(f'models/{better}/version.json')}" in out
@@ -142,7 +151,11 @@ def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(three_vers
     assert status == 0
     assert [r["version"] for r in list_versions(store)] == [first, worse]  # the champion and the newest
     assert not any(key.startswith(f"models/{better}/") for key in store.list())
-    assert store.exists("runs/still-running/ingest.json") and not store.exists("runs/later/publish.json")
+    assert store.exists("runs/a-running/ingest.json") and not store.exists("runs/later/publish.json")
+    assert not store.exists("runs/failed/ingest.json") and store.exists("runs/by-hand/ingest.json")
+    status, out = registry(store, "gc", "--keep", "1", "--unfinished")
+    assert status == 0 and not store.exists("runs/by-hand/ingest.json")
+    assert store.exists("runs/a-running/ingest.json")
     assert all(store.exists(f"runs/{read_version(store, v)['run_key']}/train.json") for v in (first, worse))
     for version in (first, worse):
         model = store.get_json(f"models/{version}/model.json")
