@@ -37,3 +37,15 @@ def test_the_dropout_switch_turns_dropout_on_once_the_model_reads():
     dropped = keras.ops.convert_to_numpy(model(ones, training=True))
     assert 0.2 < (dropped == 0).mean() < 0.3 and np.allclose(dropped[dropped > 0], 1 / 0.75)
     assert np.array_equal(model(ones, training=False), ones)  # inference never drops
+
+
+def test_wide_images_with_short_labels_get_one_time_step_per_eight_columns():
+    from tasks.modelling.architectures import get_architecture
+    from tasks.modelling.architectures.crnn import MAX_STEPS_PER_CHARACTER, columns_per_step
+
+    crnn = get_architecture("crnn")
+    wide, usual = crnn.build(48, 424, 8, 11, 2000), crnn.build(48, 200, 6, 11, 2000)
+    assert wide.output_shape[1] == 424 // 8 and usual.output_shape[1] == 200 // 4
+    assert wide.count_params() == usual.count_params()  # the same weights, fewer LSTM steps
+    limit = 4 * MAX_STEPS_PER_CHARACTER * 8
+    assert columns_per_step(limit, 8) == 4 and columns_per_step(limit + 4, 8) == 8

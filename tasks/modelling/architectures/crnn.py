@@ -11,11 +11,19 @@ log = logging.getLogger(__name__)
 
 # Small training sets only: docs/decisions.md#dropout-bound.
 DROPOUT_BELOW_IMAGES = 1_000
+# More time steps per character than this only slow the LSTMs: docs/decisions.md#time-steps.
+MAX_STEPS_PER_CHARACTER = 12
 
 
 def wants_dropout(train_images: int) -> bool:
     """Whether a crnn trained on `train_images` images is built with dropout around its LSTMs."""
     return train_images < DROPOUT_BELOW_IMAGES
+
+
+def columns_per_step(width: int, max_length: int) -> int:
+    """Image columns per LSTM time step: 4, or 8 where 4 would give more than
+    MAX_STEPS_PER_CHARACTER steps per character of the longest label (wide images, short labels)."""
+    return 8 if width // 4 > MAX_STEPS_PER_CHARACTER * max_length else 4
 
 
 class Crnn(Architecture):
@@ -26,8 +34,11 @@ class Crnn(Architecture):
         import keras
 
         dropout = wants_dropout(train_images)
-        log.info("crnn %s dropout: %d training images", "with" if dropout else "without", train_images)
-        model = build_network(height, width, num_classes, dropout)
+        columns = columns_per_step(width, max_length)
+        log.info("crnn %s dropout (%d training images), one time step per %d columns (%d steps for labels of "
+                 "up to %d characters)", "with" if dropout else "without", train_images, columns, width // columns,
+                 max_length)
+        model = build_network(height, width, num_classes, dropout, columns)
         time_steps = model.output_shape[1]
         if time_steps < 2 * max_length:
             raise ValueError(f"crnn reads {time_steps} columns at width {width}, too few for labels of "
@@ -50,8 +61,9 @@ class Crnn(Architecture):
         return {"ctc_loss": ctc_loss}
 
 
-def build_network(height: int, width: int, num_classes: int, dropout: bool):
-    """The uncompiled crnn network, with dropout around its LSTMs on from the start or switched off."""
+def build_network(height: int, width: int, num_classes: int, dropout: bool, columns: int = 4):
+    """The uncompiled crnn network, with dropout around its LSTMs on from the start or switched off,
+    reading one time step per `columns` (4 or 8) image columns."""
     import keras
     from keras import layers
 
@@ -61,7 +73,7 @@ def build_network(height: int, width: int, num_classes: int, dropout: bool):
     inputs = layers.Input((height, width, 1), name="image")
     x = Augmentation(name=LAYER_NAME)(inputs)
     x = layers.Rescaling(1 / 255.0)(x)
-    for filters, pool in ((16, (2, 2)), (32, (2, 2)), (64, (2, 1))):
+    for filters, pool in ((16, (2, 2)), (32, (2, 2)), (64, (2, columns // 4))):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         # Short memory for the running statistics: docs/decisions.md#batch-normalisation-momentum.
         x = layers.BatchNormalization(momentum=0.9)(x)
