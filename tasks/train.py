@@ -145,10 +145,9 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         with strategy.scope():
             if resume:
                 model = load_model(resume[0], compile=True)
-                best_epoch = _best_epoch(schedule_state)
                 log.info("resuming from the checkpoint of epoch %d (%.0f s of training spent, %s)", state["epoch"],
                          state.get("elapsed_seconds", 0.0), "no best weights yet" if best_weights is None
-                         else f"with the best weights so far, of epoch {best_epoch}")
+                         else f"with the best weights so far, of epoch {_best_epoch(schedule_state)}")
             else:
                 model = architecture.build(index["height"], index["width"], index["max_length"],
                                            index["num_classes"], index["counts"]["train"])

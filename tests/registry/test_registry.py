@@ -9,8 +9,8 @@ import pytest
 from conftest import copy_of_kind, make_config, rigged_run
 
 from tasks.encode_labels import encode_labels
-from tasks.pipeline.records import RUN_TIMEOUT, mark_active
 from tasks.evaluate import evaluate
+from tasks.pipeline.records import RUN_TIMEOUT, mark_active
 from tasks.publish import publish
 from tasks.registry import HISTORY, LATEST
 from tasks.registry.versions import list_versions, read_champion, read_version
