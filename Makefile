@@ -21,7 +21,8 @@ STORE ?=
 
 COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
 
-.PHONY: venv browser run test test-distributed test-ui ui airflow-db up down clean
+.PHONY: venv browser run test test-distributed test-ui test-containers ui airflow-db up down clean \
+	images build-gpu-image
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +69,19 @@ test-distributed: venv
 # The Airflow UI in headless Chromium: trigger from the form, watch the run, read the results (part of `make test`).
 test-ui: venv browser
 	$(PY) -m pytest -m ui
+
+# The compose deployment built and run in Docker (part of `make test`): dockerd is started, and installed
+# from Debian's docker.io when missing (as root), and stopped again if it was not running.
+test-containers: venv
+	$(PY) -m pytest -m containers
+
+# The images of docker/, built here (from a local Debian base where Docker Hub cannot be reached).
+images: venv
+	$(PY) -m deploy build
+
+# The GPU worker's image (CUDA wheels: several GB; not part of `make test`), then its TensorFlow checked.
+build-gpu-image: venv
+	$(PY) -m deploy build --gpu
 
 # Airflow's all-in-one server with the DAG loaded.
 ui: airflow-db
