@@ -147,6 +147,21 @@ class Api:
         found = self.call("GET", f"/api/v2/dags/captcha_training/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in found["task_instances"]}
 
+    def failure(self, run_id: str, tasks: dict[str, dict]) -> str:
+        """The end of the log of the first failed task (the reason a run failed)."""
+        failed = [ti for ti in tasks.values() if ti["state"] == "failed"]
+        if not failed:
+            return ""
+        ti = failed[0]
+        found = self.call("GET", f"/api/v2/dags/captcha_training/dagRuns/{run_id}/taskInstances/{ti['task_id']}"
+                                 f"/logs/{ti['try_number']}?full_content=true")
+        lines = []
+        for entry in found.get("content", []):
+            entry = entry if isinstance(entry, dict) else {"event": str(entry)}
+            lines.append(str(entry.get("event", entry)))
+            lines += [f"{error.get('exc_type')}: {error.get('exc_value')}" for error in entry.get("error_detail", [])]
+        return f"{ti['task_id']} failed:\n" + "\n".join(lines)[-3000:]
+
     def trigger(self, conf: dict) -> str:
         run_id = f"containers-{uuid.uuid4().hex[:8]}"
         self.call("POST", "/api/v2/dags/captcha_training/dagRuns",
@@ -179,7 +194,7 @@ def test_the_compose_deployment_trains_and_publishes_through_the_rest_api(stack)
     state = api.wait_for_run(first, timeout=900)
     tasks = api.tasks(first)
     assert state == "success", (f"run {state}: { {t: ti['state'] for t, ti in tasks.items()} }\n"
-                                f"{stack.logs(100)}")
+                                f"{api.failure(first, tasks)}")
     gpu, default = stack.inspect("airflow-worker-gpu", "Hostname"), stack.inspect("airflow-worker", "Hostname")
     assert gpu != default
     for task in STAGES:
