@@ -4,6 +4,7 @@ inside the stages, so parsing this file stays fast.
 """
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 
@@ -96,9 +97,10 @@ PARAMS = {
 }
 
 
-def _run_context(active: bool = True):
-    """(config, store, S3 client options) of the running task, from its params and date; `active`
-    records in the store that the run's task starts (the registry's clean-up keeps running runs)."""
+def _run_context(active: bool = True, context: dict | None = None):
+    """(config, store, S3 client options) of the running task (or of a callback's `context`), from its
+    params and date; `active` records in the store that the run's task starts (the registry's clean-up
+    keeps running runs)."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -107,7 +109,7 @@ def _run_context(active: bool = True):
     from tasks.store import open_store
     from tasks.store.s3 import s3_options_from_connection
 
-    context = get_current_context()
+    context = context or get_current_context()
     cfg = PipelineConfig.from_params(dict(context["params"]),
                                      run_key_for(context.get("logical_date"), context["run_id"]))
     s3_options = {}
@@ -123,6 +125,18 @@ def _run_context(active: bool = True):
     return cfg, store, s3_options
 
 
+def _record_failure(context: dict) -> None:
+    """A task failed for good: say which and why in the run's folder of the store (its Model page shows
+    it). When the store itself is what failed, the task's log is all there is."""
+    from tasks.pipeline.records import record_failure
+
+    try:
+        cfg, store, _ = _run_context(active=False, context=context)
+        record_failure(store, cfg.run_key, context["ti"].task_id, str(context.get("exception") or "failed"))
+    except Exception as error:  # a callback must not hide the task's own failure
+        logging.getLogger(__name__).warning("could not record the failure in the store: %s", error)
+
+
 @dag(
     dag_id="captcha_training",
     schedule=None if SCHEDULE.strip().lower() in ("", "none") else SCHEDULE,
@@ -130,7 +144,7 @@ def _run_context(active: bool = True):
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=RUN_TIMEOUT,  # a run stuck for days fails, and the next night's can start
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "on_failure_callback": _record_failure},
     tags=["captcha", "ml", "training"],
     doc_md=DOC,
     params=PARAMS,

@@ -134,6 +134,11 @@ class Api:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read() or b"null")
 
+    def page(self, path: str) -> str:
+        request = urllib.request.Request(self.base + path, headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.read().decode()
+
     def wait_for_run(self, run_id: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:
@@ -212,6 +217,13 @@ def test_the_compose_deployment_trains_and_publishes_through_the_rest_api(stack)
     stored = {item["Key"] for item in s3.list_objects_v2(Bucket="captcha", Prefix=f"store/{latest['folder']}")
               ["Contents"]}
     assert {f"store/{latest['folder']}{name}" for name in ("model.keras", "model.onnx", "version.json")} <= stored
+
+    # The Models page of the api-server's plugin reads the same S3 store, behind the same login.
+    models = api.page("/captcha-models/models")
+    assert f"data-version='{latest['version']}'" in models and "(champion)" in models
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{base}/captcha-models/models", timeout=60)
+    assert refused.value.code in (401, 403)
 
     containers = stack.containers()
     for service in LONG_RUNNING:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def airflow_ui(tmp_path_factory):
     (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
     port = free_port()
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__API__PORT": str(port),
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
@@ -194,3 +196,32 @@ def test_trigger_from_the_form_watch_the_run_and_read_its_results(airflow_ui, pa
         page.screenshot(path=str(Path(shots) / "run_results.png"))
     page.get_by_text("Asset Events", exact=True).click()
     page.get_by_text("captcha_model").first.wait_for()
+
+
+def test_the_models_page_and_the_model_tab_show_the_published_version(airflow_ui, page):
+    url, store, _ = airflow_ui
+    with pytest.raises(urllib.error.HTTPError) as refused:  # no session: nothing of the store
+        urllib.request.urlopen(f"{url}/captcha-models/models", timeout=30)
+    assert refused.value.code in (401, 403)
+    [published] = [k for k in store.list("runs/") if k.endswith("/publish.json")]
+    version = store.get_json(published)["version"]
+    metrics = store.get_json(f"models/{version}/metrics.json")
+    page.goto(f"{url}/captcha-models/models")
+    row = page.locator(f"tr[data-version='{version}']")
+    assert f"{100 * metrics['full_accuracy']:.1f}%" in row.locator(".accuracy").inner_text()
+    assert page.locator("#accuracy-chart circle").count() == 1
+    shots = os.environ.get("CAPTCHA_UI_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "models_page.png"), full_page=True)
+
+    runs = page.request.get(f"{url}/api/v2/dags/captcha_training/dagRuns?state=success").json()["dag_runs"]
+    [run_id] = [run["dag_run_id"] for run in runs]
+    page.goto(f"{url}/dags/captcha_training/runs/{run_id}")
+    page.get_by_text("Model", exact=True).click()
+    tab = page.frame_locator("iframe").first
+    tab.locator("img.plot").first.wait_for()
+    for image in tab.locator("img.plot").all():
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
+    assert tab.locator("img.plot").count() == 4
+    if shots:
+        page.screenshot(path=str(Path(shots) / "model_tab.png"))

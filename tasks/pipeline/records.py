@@ -15,6 +15,7 @@ from tasks.store import MissingObjectError, ObjectStore
 # limits together (the longest training the form accepts is a week).
 RUN_TIMEOUT = timedelta(days=10)
 ACTIVITY = "active.json"
+FAILURE = "failure.json"  # the task that failed for good and why, for the run's Model page
 
 
 class UpstreamMissing(RuntimeError):
@@ -44,6 +45,12 @@ def last_active(store: ObjectStore, run_key: str) -> datetime | None:
         return datetime.fromisoformat(store.get_json(f"{run_prefix(run_key)}{ACTIVITY}")["at"])
     except MissingObjectError:
         return None
+
+
+def record_failure(store: ObjectStore, run_key: str, task: str, message: str, now: datetime | None = None) -> None:
+    """Record that a task of this run failed for good (retries spent), with the reason."""
+    now = now or datetime.now(timezone.utc)
+    store.put_json(f"{run_prefix(run_key)}{FAILURE}", {"task": task, "message": message[:4000], "at": now.isoformat()})
 
 
 def read_stage_result(store: ObjectStore, run_key: str, stage: str) -> dict:
