@@ -28,6 +28,7 @@ from tasks.data.labels import SPLITS
 from tasks.data.parallel import CpuPool, bounded_map
 from tasks.data.shards import SHARD_FORMAT, serialize_example, shard_index_key
 from tasks.pipeline.records import read_stage_result, write_stage_result
+from tasks.reporting.progress import Progress
 from tasks.store import MissingObjectError, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,9 @@ def _write_new_shards(store: ObjectStore, rows: Iterator[dict], counts: dict, fa
             job = (data, row["ids"], row["sha256"], height, width, method)
             return row["split"], cpu.submit(encode_record, job).result()
 
+        progress = Progress("build_shards: images encoded", total=sum(counts.values()), logger=log)
         with ThreadPoolExecutor(workers) as io_pool:
-            for split, record in bounded_map(io_pool, prepare, rows, 8 * workers):
+            for split, record in progress.track(bounded_map(io_pool, prepare, rows, 8 * workers)):
                 writers[split].write(record)
     return {split: _upload(store, family, writers[split].close()) if split in writers else [] for split in SPLITS}
 

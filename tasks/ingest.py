@@ -35,6 +35,7 @@ from tasks.data.parallel import CpuPool, bounded_map
 from tasks.data.sources import SourceError, SourceItem, iter_source
 from tasks.pipeline.config import PipelineConfig
 from tasks.pipeline.records import write_stage_result
+from tasks.reporting.progress import Progress
 from tasks.store import MissingObjectError, ObjectStore, check_key, update_json
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,8 @@ def _scan_source(cfg, store, catalog: Catalog, s3_options, workers: int, quarant
         # threads uploads new images while the next ones are checked.
         with CpuPool() as cpu, ThreadPoolExecutor(workers) as readers, ThreadPoolExecutor(workers) as uploaders:
             check = lambda pair: check_item(pair[0], cfg, pair[1], cpu)  # noqa: E731
-            for checked in bounded_map(readers, check, items, 4 * workers):
+            progress = Progress("ingest: images checked", logger=log)  # a source's size is not known ahead
+            for checked in progress.track(bounded_map(readers, check, items, 4 * workers)):
                 seen += 1
                 name, label, sha = checked.item.name, checked.item.label, checked.sha256
                 if checked.problem:

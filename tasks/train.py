@@ -35,12 +35,19 @@ def model_metadata(index: dict, arch: str) -> dict:
 def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, workdir: Path, schedule,
                   clock_started: float):
     """A callback that logs one line per epoch and stores the checkpoint and `state` (epoch, history,
-    architecture and course changes, the schedule's state, training time so far) after each; and the
-    weights as best.keras when they are the schedule's best so far. It must come after the schedule's
+    architecture and course changes, the schedule's state, training time so far) after each, the
+    weights as best.keras when they are the schedule's best so far, and the epoch's figures as
+    TensorBoard events (runs/<run>/tensorboard/). It must come after the schedule's
     callbacks, so that what it stores includes the epoch just ended."""
     import keras
 
     class EpochRecord(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            import tensorflow as tf
+
+            self.events = workdir / "tensorboard"
+            self.writer = tf.summary.create_file_writer(str(self.events))
+
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
@@ -62,6 +69,21 @@ def _epoch_record(store: ObjectStore, prefix: str, settings: str, state: dict, w
             if schedule.improved(epoch):
                 store.upload_file(local, f"{prefix}best.keras")
             store.put_json(f"{prefix}checkpoint.json", {**state, "settings": settings})
+            self.write_events(epoch + 1, logs)
+
+        def write_events(self, step: int, logs: dict) -> None:
+            """The epoch's figures as TensorBoard scalars, in the run's tensorboard/ folder of the store."""
+            import tensorflow as tf
+            from tensorflow.core.framework.summary_pb2 import SummaryMetadata
+
+            # TensorBoard's scalar format, written with TensorFlow's own op: the viewer is not needed here.
+            scalar = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+            with self.writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=scalar)
+            self.writer.flush()
+            for path in self.events.iterdir():
+                store.upload_file(path, f"{prefix}tensorboard/{path.name}")
 
     return EpochRecord()
 

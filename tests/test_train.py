@@ -19,6 +19,23 @@ def test_train_saves_model_history_and_checkpoint(trained):
     assert results["train"]["epochs"] == 1
 
 
+def test_each_epoch_s_figures_are_tensorboard_events_in_the_store(trained):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    _, store, _ = trained
+    [events] = store.list(PREFIX + "tensorboard/")
+    assert events.split("/")[-1].startswith("events.out.tfevents.")
+    history = store.get_json(PREFIX + "history.json")
+    written = {}
+    for record in tf.data.TFRecordDataset(str(store.local_path(events))):
+        event = event_pb2.Event.FromString(record.numpy())
+        for value in event.summary.value:
+            written[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    assert written[("loss", 1)] == pytest.approx(history["loss"][0], rel=1e-5)
+    assert written[("val_accuracy", 1)] == pytest.approx(history["val_accuracy"][0], rel=1e-5)
+
+
 def test_a_finished_training_run_again_trains_from_scratch(trained, tmp_path):
     cfg, store, results = trained
     store = own_copy(store, tmp_path)
