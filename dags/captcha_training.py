@@ -130,6 +130,8 @@ def _record_failure(context: dict) -> None:
     it). When the store itself is what failed, the task's log is all there is."""
     from tasks.pipeline.records import record_failure
 
+    if context["ti"].task_id == "check_inputs":
+        return  # wrong inputs write nothing: the store may not even exist, or be the wrong one
     try:
         cfg, store, _ = _run_context(active=False, context=context)
         record_failure(store, cfg.run_key, context["ti"].task_id, str(context.get("exception") or "failed"))
