@@ -94,9 +94,11 @@ def run_progress(store: ObjectStore, run_key: str) -> dict:
 
 
 def _known_version(store: ObjectStore, version: str) -> dict:
-    if version not in {record["version"] for record in list_versions(store)}:
+    """The record of a complete version (one read; the name is checked as a key first)."""
+    record = read_version(store, version)
+    if record is None:
         raise StoreError(f"no published version {version!r}")
-    return read_version(store, version)
+    return record
 
 
 def _epochs(store: ObjectStore, prefix: str, trained: dict | None) -> list[dict]:
