@@ -12,6 +12,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from tasks.data.input_size import PREPROCESSING_METHODS
 from tasks.modelling.architectures import architecture_names, get_architecture
+from tasks.pipeline.approval import AskedApproval
 from tasks.pipeline.config import DEFAULTS, default_store_uri, param_schema
 from tasks.pipeline.records import RUN_TIMEOUT
 from tasks.store import store_schemes
@@ -34,7 +35,7 @@ DOC = """
 ### Captcha training
 
 Turns labelled captcha images into a published, versioned recognition model:
-`check_inputs -> ingest -> encode_labels -> build_shards -> train -> evaluate -> publish`.
+`check_inputs -> ingest -> encode_labels -> build_shards -> train -> evaluate -> publish -> approve`.
 A wrong setting, a source that does not exist or a store that cannot be written stops the run at
 `check_inputs`, before any work.
 
@@ -44,6 +45,9 @@ A wrong setting, a source that does not exist or a store that cannot be written 
 * **store**: where everything is kept (`file:///path` or `s3://bucket/prefix`); S3 credentials and
   endpoint come from the Airflow connection `captcha_s3` or the standard AWS environment variables.
 * The published model is under `models/<version>/` of the store; `models/latest.json` points at it.
+* **approval**: a model that passes the gate becomes `latest` only when a person approves it in
+  Required Actions (`approve`); Reject, or no answer within **approval_hours**, keeps the champion.
+  Otherwise `approve` is skipped.
 """
 
 PARAMS = {
@@ -94,6 +98,11 @@ PARAMS = {
                    description="Without it, a run on the same data with the same settings as the published "
                                "model ends after ingest"),
     "seed": Param(DEFAULTS["seed"], **param_schema("seed"), title="Seed", description="Random seed of training"),
+    "approval": Param(DEFAULTS["approval"], type="boolean", title="Ask before a new model becomes latest",
+                      description="A model that passes the gate waits for Approve or Reject in Required Actions"),
+    "approval_hours": Param(DEFAULTS["approval_hours"], **param_schema("approval_hours"), title="Approval wait (hours)",
+                            description="Without an answer within this time the champion stays; meanwhile the "
+                                        "next run waits"),
 }
 
 
@@ -110,8 +119,8 @@ def _run_context(active: bool = True, context: dict | None = None):
     from tasks.store.s3 import s3_options_from_connection
 
     context = context or get_current_context()
-    cfg = PipelineConfig.from_params(dict(context["params"]),
-                                     run_key_for(context.get("logical_date"), context["run_id"]))
+    params = {name: value for name, value in context["params"].items() if name in PARAMS}  # not a task's own
+    cfg = PipelineConfig.from_params(params, run_key_for(context.get("logical_date"), context["run_id"]))
     s3_options = {}
     if cfg.store.startswith("s3://") or cfg.source.startswith("s3://"):
         try:
@@ -123,6 +132,25 @@ def _run_context(active: bool = True, context: dict | None = None):
     if active:
         mark_active(store, cfg.run_key, context["ti"].task_id)
     return cfg, store, s3_options
+
+
+def _approval_question(context: dict) -> dict | None:
+    from airflow.configuration import conf
+
+    from tasks.approve import approval_request
+
+    cfg, store, _ = _run_context(context=context)
+    model_tab = (f"{conf.get('api', 'base_url', fallback='').rstrip('/')}/dags/{context['dag'].dag_id}/runs/"
+                 f"{context['run_id']}/plugin/captcha-model")
+    return approval_request(cfg, store, model_tab)
+
+
+def _approval_answer(context: dict, **answer) -> dict:
+    from tasks.approve import approve
+
+    result = approve(*_run_context(context=context)[:2], **answer)
+    context["outlet_events"][MODEL_ASSET].extra = result
+    return result
 
 
 def _record_failure(context: dict) -> None:
@@ -213,7 +241,10 @@ def captcha_training():
                                          "full_accuracy", "char_accuracy", "plots")}
         return result
 
-    check_inputs() >> ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish()
+    approve = AskedApproval(task_id="approve", ask=_approval_question, answer=_approval_answer, outlets=[MODEL_ASSET],
+                            skip_reason="nothing to approve: approval is off, or publish already decided")
+
+    check_inputs() >> ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish() >> approve
 
 
 captcha_training()

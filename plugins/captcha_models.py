@@ -78,15 +78,15 @@ def _chart(rows: list[dict]) -> str:
     points = [row for row in reversed(rows) if row["full_accuracy"] is not None]
     if not points:
         return ""
-    width, height, pad = max(320, 60 * len(points)), 200, 30
-    step = (width - 2 * pad) / max(1, len(points) - 1)
+    width, height, pad, left = max(320, 60 * len(points)), 200, 30, 50  # left: room for the axis labels
+    step = (width - left - pad) / max(1, len(points) - 1)
 
     def y(value: float) -> float:
         return pad + (1 - value) * (height - 2 * pad)
 
     marks = []
     for i, row in enumerate(points):
-        x = pad + i * step
+        x = left + i * step
         low, high = row["full_accuracy_ci95"] or (row["full_accuracy"],) * 2
         colour = "#2f855a" if row["champion"] else "#2b6cb0"
         marks.append(f'<line x1="{x:.0f}" x2="{x:.0f}" y1="{y(low):.1f}" y2="{y(high):.1f}" stroke="{colour}"/>'
@@ -111,7 +111,8 @@ def models() -> HTMLResponse:
     for row in rows:
         low, high = row["full_accuracy_ci95"] or (None, None)
         version = html.escape(row["version"])
-        gate = "promoted" if row["promoted"] else "not promoted" if row["promoted"] is False else "-"
+        gate = ("awaiting approval" if row["awaiting"] else "promoted" if row["promoted"]
+                else "not promoted" if row["promoted"] is False else "-")
         lines.append(
             f"<tr class='{'champion' if row['champion'] else ''}' data-version='{version}'>"
             f"<td><a href='{PREFIX}/models/{version}'>{version}</a>{' (champion)' if row['champion'] else ''}</td>"
@@ -194,10 +195,23 @@ def run(run_id: str) -> HTMLResponse:
         store = _open_store(conf.get("store"))
         progress = run_progress(store, run_key)
         if progress["outcome"] == "published":
-            return _page(title, _version_body(progress["version"], version_page(store, progress["version"])))
+            return _page(title, _approval_note(progress["approval"])
+                         + _version_body(progress["version"], version_page(store, progress["version"])),
+                         refresh=10 if progress["approval"] == "awaiting" else None)
     except Exception as error:
         return _error(title, error, 503)
     return _page(title, _progress_body(progress), refresh=10 if progress["outcome"] == "running" else None)
+
+
+def _approval_note(approval) -> str:
+    """What became of a run's model where a person was asked to approve it."""
+    if approval is None:
+        return ""
+    if approval == "awaiting":
+        return ("<p class='approval'>Waiting for a person's <b>Approve</b> or <b>Reject</b> in Airflow's "
+                "<a href='/required_actions' target='_top'>Required Actions</a>; the champion stays until then.</p>")
+    return (f"<p class='approval'>Approval: {html.escape(approval['decision'])} "
+            f"({html.escape(approval['why'])}).</p>")
 
 
 def _progress_body(progress: dict) -> str:

@@ -2,12 +2,13 @@
 model card under a new, immutable models/<version>/ (tasks.registry.versions); then the gate decides
 whether it becomes `latest`.
 
-The gate: the model must read at least `min_accuracy` of the test captchas, and at least as many as
-the champion reads of the same test captchas. The champion is read again when the gate decides; if
-it is no longer the one evaluate measured, the new one is measured on this run's test captchas
-first. models/latest.json then moves by compare-and-swap, so a publish that lost a race decides
-again against the winner instead of overwriting it. A model that fails stays under its version and
-`latest` does not move; every decision goes to the audit log (tasks.registry.promotion).
+The gate (tasks.registry.promotion): the model must read at least `min_accuracy` of the test captchas,
+and at least as many as the champion reads of the same test captchas. The champion is read again
+when the gate decides; if it is no longer the one evaluate measured, the new one is measured on this
+run's test captchas first. models/latest.json then moves by compare-and-swap, so a publish that lost
+a race decides again against the winner instead of overwriting it. A model that fails stays under its
+version and `latest` does not move; with `approval` on, one that passes waits for a person (stage 7,
+tasks.approve). Every decision goes to the audit log.
 """
 from __future__ import annotations
 
@@ -19,37 +20,13 @@ import time
 from pathlib import Path
 
 from tasks.pipeline.records import read_stage_result, run_prefix, write_stage_result
-from tasks.registry.promotion import move_latest, record_decision, score_version
-from tasks.registry.versions import LATEST, RECORD, read_champion, read_version, version_name, version_prefix
+from tasks.registry.promotion import HEADLINE_METRICS, decide, evaluated_rows, gate
+from tasks.registry.versions import LATEST, RECORD, read_version, version_name, version_prefix
 from tasks.reporting.model_card import model_card
 from tasks.store import ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
 GALLERY_SIZE = 16
-CAS_ATTEMPTS = 10
-
-
-class PublishError(RuntimeError):
-    """The champion kept changing while this run's model was being decided on."""
-
-
-def gate(metrics: dict, min_accuracy: float, champion_is_newer: bool = False) -> tuple[bool, str]:
-    """(promote?, why) for a model with these test metrics (champion's included, if any). A tie goes
-    to the newer model: an older version published again never takes `latest` back from a champion
-    that reads as many."""
-    accuracy = metrics["full_accuracy"]
-    if accuracy < min_accuracy:
-        return False, f"it reads {accuracy:.1%} of test captchas, below the min_accuracy floor of {min_accuracy:.1%}"
-    champion = metrics.get("champion")
-    if champion and champion_is_newer and accuracy <= champion["full_accuracy"]:
-        return False, (f"it reads {accuracy:.1%} of test captchas, no more than the newer champion "
-                       f"{champion['version']} ({champion['full_accuracy']:.1%}) on the same test split")
-    if champion and accuracy < champion["full_accuracy"]:
-        return False, (f"it reads {accuracy:.1%} of test captchas, fewer than the champion {champion['version']} "
-                       f"({champion['full_accuracy']:.1%}) on the same test split")
-    if champion:
-        return True, f"it reads {accuracy:.1%}, the champion {champion['version']} {champion['full_accuracy']:.1%}"
-    return True, f"it reads {accuracy:.1%} of test captchas and there is no champion yet"
 
 
 def _gallery(store: ObjectStore, rows: list[dict], title: str) -> bytes:
@@ -124,46 +101,15 @@ def _write_version(cfg, store: ObjectStore, version: str, local_model: Path, wor
     return record
 
 
-def _test_rows(store: ObjectStore, evaluated: dict) -> list[dict]:
-    return [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
-
-
-def _decide(cfg, store: ObjectStore, record: dict, metrics: dict, rows: list[dict], workdir: Path) -> tuple[bool, str]:
-    """Gate the version against the champion as it is now, and move `latest` to it by compare-and-swap
-    if it passes; decide again whenever another publish moved `latest` in between. (promoted?, why)"""
-    who = f"publish of run {cfg.run_key}"
-    measured = metrics.get("champion")
-    for _ in range(CAS_ATTEMPTS):
-        champion, tag = read_champion(store)
-        before = champion["version"] if champion else None
-        if before == record["version"]:
-            return True, f"version {before} already is the champion"
-        if champion and (measured or {}).get("version") != before:
-            log.info("publish: the champion is now %s, not the one evaluate measured; measuring it on this run's "
-                     "test captchas", before)
-            measured = {"version": before, **score_version(store, champion["folder"], rows, workdir / before)}
-        newer = bool(champion) and (read_version(store, before) or {}).get("created_at", 0) > record["created_at"]
-        promoted, reason = gate({**metrics, "champion": measured if champion else None}, cfg.min_accuracy, newer)
-        if not promoted:
-            record_decision(store, "gate", record["version"], before, False, reason, who)
-            return False, reason
-        try:
-            move_latest(store, record, tag, before, "gate", reason, who)
-            return True, reason
-        except PreconditionFailed:
-            log.info("publish: another publish moved %s while this one decided; deciding again", LATEST)
-    raise PublishError(f"{store.url(LATEST)} changed {CAS_ATTEMPTS} times while version {record['version']} "
-                       "was being decided on; clear publish to try again")
-
-
 def publish(cfg, store: ObjectStore) -> dict:
     """Publish this run's model as a new version (or find it already published), then move
-    models/latest.json to it if it passes the gate."""
+    models/latest.json to it if it passes the gate; with `approval` on, a model that passes waits for a
+    person's decision (tasks.approve) instead, and the result says so and carries both models' figures."""
     started = time.perf_counter()
     trained = read_stage_result(store, cfg.run_key, "train")
     evaluated = read_stage_result(store, cfg.run_key, "evaluate")
     metrics = store.get_json(evaluated["metrics"])
-    rows = _test_rows(store, evaluated)
+    rows = evaluated_rows(store, evaluated)
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
         workdir = Path(tmp)
         local = workdir / "trained.keras"
@@ -175,10 +121,13 @@ def publish(cfg, store: ObjectStore) -> dict:
             record = _write_version(cfg, store, version, local, workdir, trained, metrics, rows, passes, verdict)
         else:
             log.info("publish: version %s is already published; its files stay as they are", version)
-        promoted, reason = _decide(cfg, store, record, metrics, rows, workdir)
+        verdict, reason, champion = decide(store, record, metrics, rows, workdir, cfg.min_accuracy, "gate",
+                                           f"publish of run {cfg.run_key}", hold=cfg.approval)
     prefix = version_prefix(version)
+    promoted = verdict == "promoted"
     result = {
-        "version": version, "promoted": promoted, "reason": reason,
+        "version": version, "promoted": promoted, "awaiting_approval": verdict == "held", "reason": reason,
+        "champion": champion and {key: champion.get(key) for key in ("version", *HEADLINE_METRICS)},
         "model_uri": store.url(f"{prefix}model.keras"), "onnx_uri": store.url(f"{prefix}model.onnx"),
         "model_card": store.url(f"{prefix}model_card.md"),
         "plots": [store.url(f"{prefix}{name}") for name in ("history.png", "test_gallery.png",
@@ -187,5 +136,5 @@ def publish(cfg, store: ObjectStore) -> dict:
         "latest": store.url(LATEST), "seconds": round(time.perf_counter() - started, 1),
     }
     log.info("publish: model %s at %s; %s: %s", version, result["model_uri"],
-             "promoted to latest" if promoted else "NOT promoted", reason)
+             {"promoted": "promoted to latest", "held": "waits for approval"}.get(verdict, "NOT promoted"), reason)
     return write_stage_result(store, cfg.run_key, "publish", result)

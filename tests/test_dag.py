@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish"]
+STAGES = ["check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish", "approve"]
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +80,19 @@ def test_train_queue_and_schedule_come_from_the_environment():
     assert out.splitlines()[-1] == "RESULT gpu default 30 3 * * *"
 
 
-def test_publish_emits_the_model_asset(dag):
-    [outlet] = dag.get_task("publish").outlets
-    assert outlet.name == "captcha_model"
-    assert all(not dag.get_task(t).outlets for t in STAGES[:-1])
+def test_publish_and_approve_emit_the_model_asset(dag):
+    for task in ("publish", "approve"):
+        [outlet] = dag.get_task(task).outlets
+        assert outlet.name == "captcha_model"
+    assert all(not dag.get_task(t).outlets for t in STAGES[:-2])
+
+
+def test_approve_asks_in_required_actions_for_a_reason_only(dag):
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    approve = dag.get_task("approve")
+    assert isinstance(approve, ApprovalOperator) and approve.defaults == ["Reject"]  # no answer: the champion stays
+    assert list(approve.serialized_params) == ["comment"]
 
 
 def test_schedule_none_means_triggered_runs_only():
@@ -93,17 +102,19 @@ def test_schedule_none_means_triggered_runs_only():
 
 
 def test_every_task_has_a_time_limit(dag):
-    for task in dag.tasks:
+    working = [task for task in dag.tasks if task.task_id != "approve"]  # its wait: approval_hours, at run time
+    for task in working:
         assert task.execution_timeout is not None and task.execution_timeout.total_seconds() > 0, task.task_id
     train = dag.get_task("train").execution_timeout
     assert train.total_seconds() > 60 * dag.params.get_param("max_train_minutes").schema["maximum"]
-    # The whole run has a limit too, longer than its tasks' limits together (the registry's clean-up
-    # counts on it to tell a failed run from a running one).
-    assert dag.dagrun_timeout >= sum((task.execution_timeout for task in dag.tasks), timedelta())
+    # The whole run has a limit too, longer than its tasks' limits and the longest wait for approval
+    # together (the registry's clean-up counts on it to tell a failed run from a running one).
+    wait = timedelta(hours=dag.params.get_param("approval_hours").schema["maximum"])
+    assert dag.dagrun_timeout >= sum((task.execution_timeout for task in working), wait)
 
 
 NUMBERS = ["epochs", "batch_size", "max_train_minutes", "stall_epochs", "height", "width", "max_label_length",
-           "label_length", "seed", "max_refused_fraction", "min_accuracy"]
+           "label_length", "seed", "max_refused_fraction", "min_accuracy", "approval_hours"]
 
 
 @pytest.mark.parametrize("name", NUMBERS)

@@ -1,6 +1,7 @@
 """The Airflow UI as a user meets it, in headless Chromium (Debian's package, driven by Playwright):
 log in, open captcha_training, trigger it from the form with changed params, watch the run succeed,
-and read its results on the run's page; a wrong param is refused by the form with a message.
+and read its results on the run's page and on the model pages; a wrong param is refused by the form
+with a message; with approval on, a person approves one model and rejects another in Required Actions.
 
 Airflow runs as `airflow standalone` on a free port with a fresh home. Screenshots of every failing
 test are saved under CAPTCHA_UI_ARTIFACTS (default: the test's temporary folder, printed); with
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
+from tasks.pipeline.records import run_key_for
 from tasks.store import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,9 +212,6 @@ def test_the_models_page_and_the_model_tab_show_the_published_version(airflow_ui
     row = page.locator(f"tr[data-version='{version}']")
     assert f"{100 * metrics['full_accuracy']:.1f}%" in row.locator(".accuracy").inner_text()
     assert page.locator("#accuracy-chart circle").count() == 1
-    shots = os.environ.get("CAPTCHA_UI_SCREENSHOTS")
-    if shots:
-        page.screenshot(path=str(Path(shots) / "models_page.png"), full_page=True)
 
     runs = page.request.get(f"{url}/api/v2/dags/captcha_training/dagRuns?state=success").json()["dag_runs"]
     [run_id] = [run["dag_run_id"] for run in runs]
@@ -223,5 +222,51 @@ def test_the_models_page_and_the_model_tab_show_the_published_version(airflow_ui
     for image in tab.locator("img.plot").all():
         assert image.evaluate("img => img.complete && img.naturalWidth > 0"), image.get_attribute("src")
     assert tab.locator("img.plot").count() == 4
-    if shots:
-        page.screenshot(path=str(Path(shots) / "model_tab.png"))
+
+
+def trigger_by_api(page, url: str, conf: dict) -> str:
+    """Start a run with `conf` through the REST API, with the browser's session; return its id."""
+    response = page.request.post(f"{url}/api/v2/dags/captcha_training/dagRuns",
+                                 data={"logical_date": None, "conf": conf})
+    assert response.ok, response.text()
+    return response.json()["dag_run_id"]
+
+
+def task_state(page, url: str, run_id: str, task: str) -> str | None:
+    response = page.request.get(f"{url}/api/v2/dags/captcha_training/dagRuns/{run_id}/taskInstances/{task}")
+    return response.json()["state"] if response.ok else None
+
+
+def test_a_person_approves_one_model_and_rejects_another_in_required_actions(airflow_ui, page):
+    url, store, _ = airflow_ui
+    champion = store.get_json("models/latest.json")["version"]
+    for seed, choice in ((11, "Approve"), (12, "Reject")):
+        run_id = trigger_by_api(page, url, {"source": TINY["source"], "epochs": 1, "batch_size": 8, "height": 32,
+                                            "width": 96, "min_accuracy": 0, "force": True, "seed": seed,
+                                            "approval": True})
+        wait_for(lambda: task_state(page, url, run_id, "approve") == "awaiting_input", 900,
+                 f"run {run_id} to ask for approval", interval=3)
+        version = store.get_json(f"runs/{run_key_for(None, run_id)}/publish.json")["version"]
+        assert store.get_json("models/latest.json")["version"] == champion  # nothing moves before the answer
+
+        page.goto(f"{url}/dags/captcha_training/runs/{run_id}/tasks/approve/required_actions")
+        page.get_by_text(f"Make {version} the captcha model?").wait_for()
+        page.get_by_text("Full captchas read").wait_for()
+        if choice == "Approve":  # the question links to the candidate's Model tab
+            with page.context.expect_page() as opened:
+                page.get_by_role("link", name="Model tab").click()
+            tab = opened.value.frame_locator("iframe").first
+            tab.get_by_text("Waiting for a person's Approve or Reject").wait_for()
+            assert tab.locator("img.plot").count() == 4
+            opened.value.close()
+        page.locator("[name=element_comment]").fill(f"{choice} from the UI test")
+        page.get_by_role("button", name=choice, exact=True).click()
+        wait_for(lambda: task_state(page, url, run_id, "approve") == "success", 300, f"{choice} to be carried out")
+
+        latest = store.get_json("models/latest.json")["version"]
+        assert latest == (version if choice == "Approve" else champion), choice
+        last = [entry for entry in store.iter_jsonl("models/history.jsonl")][-1]
+        assert (last["action"], last["candidate"], last["who"], last["moved"]) == (
+            "approval", version, "admin", choice == "Approve")
+        assert f"{choice} from the UI test" in last["why"]
+        champion = latest

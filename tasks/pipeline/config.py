@@ -52,6 +52,8 @@ class PipelineConfig:
     test_fraction: float = 0.2
     seed: int = 0
     force: bool = False
+    approval: bool = False  # a model that passes the gate waits for a person's Approve (tasks.approve)
+    approval_hours: float = 24.0  # then the champion stays; a waiting run holds the next night's
 
     def __post_init__(self) -> None:
         if not self.store:
@@ -77,7 +79,8 @@ class PipelineConfig:
         import json
 
         shaping = {k: v for k, v in self.to_dict().items()
-                   if k not in ("run_key", "source", "store", "force", "max_refused_fraction")}
+                   if k not in ("run_key", "source", "store", "force", "max_refused_fraction", "approval",
+                                "approval_hours")}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def _validate(self) -> None:
@@ -93,8 +96,9 @@ class PipelineConfig:
                               f"{list(PREPROCESSING_METHODS)}")
         if self.arch not in architecture_names():
             raise ConfigError(f"arch {self.arch!r} is unknown; choose one of {architecture_names()}")
-        if not isinstance(self.force, bool):
-            raise ConfigError(f"force must be true or false, got {self.force!r}")
+        for name in ("force", "approval"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) != len(self.alphabet):
             raise ConfigError(f"alphabet {self.alphabet!r} must be a string of distinct characters (or empty)")
         if any(not c.isprintable() or c.isspace() for c in self.alphabet):
@@ -156,6 +160,7 @@ RANGES = {
     "min_accuracy": ("number", 0, 1, False),
     "val_fraction": ("number", 0, 1, False),
     "test_fraction": ("number", 0, 1, False),
+    "approval_hours": ("number", 0.01, 72, True),  # a waiting run holds the next: at most three nights
 }
 SMALLEST_INPUT = 8  # pixels: the networks pool the input down 8 times
 

@@ -12,8 +12,9 @@ from tasks.store import MissingObjectError, ObjectStore
 
 # A DAG run ends, finished or failed, within this time (the DAG's dagrun_timeout): a run whose tasks
 # last started longer ago than this is not running, whatever it left behind. It exceeds the task time
-# limits together (the longest training the form accepts is a week).
-RUN_TIMEOUT = timedelta(days=10)
+# limits and the longest wait for approval together (the longest training the form accepts is a week,
+# the longest wait three days).
+RUN_TIMEOUT = timedelta(days=12)
 ACTIVITY = "active.json"
 FAILURE = "failure.json"  # the task that failed for good and why, for the run's Model page
 

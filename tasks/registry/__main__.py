@@ -37,8 +37,9 @@ def version_table(records: list[dict], champion: str | None, history: list[dict]
         m = r["metrics"]
         low, high = m["full_accuracy_ci95"]
         decision = last.get(r["version"])
-        verdict = (f"{'promoted' if decision['moved'] else 'not promoted'} ({decision['action']}): {decision['why']}"
-                   if decision else "no decision recorded")
+        state = ("awaiting approval" if decision and decision.get("awaiting")
+                 else "promoted" if decision and decision["moved"] else "not promoted")
+        verdict = f"{state} ({decision['action']}): {decision['why']}" if decision else "no decision recorded"
         lines.append(f"{'*' if r['version'] == champion else ' '} {r['version']} | "
                      f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(r['created_at']))} | "
                      f"{r['data_version']} ({r['images']}) | {r['arch']} | "

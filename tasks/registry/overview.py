@@ -12,17 +12,19 @@ from tasks.store import MissingObjectError, ObjectStore, StoreError, check_key
 
 PLOTS = ("history.png", "test_gallery.png", "misread_gallery.png", "confusion.png")
 DOWNLOADS = ("model.onnx", "model.keras", "model_card.md")
-STAGES = ("check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish")
+STAGES = ("check_inputs", "ingest", "encode_labels", "build_shards", "train", "evaluate", "publish", "approve")
+DECIDING = ("gate", "approval")  # the actions that decide about a version when it is published
 
 
 def version_rows(store: ObjectStore) -> list[dict]:
     """Every complete version, newest first: when, data version and image count, arch, full-captcha
-    accuracy with its 95% interval, character accuracy, training time, whether the gate promoted it and
-    why, and whether it is the champion now."""
+    accuracy with its 95% interval, character accuracy, training time, whether it was promoted when it
+    was published and why (the gate's decision, or the approver's where approval was asked: the last
+    one counts; `awaiting` while a person has yet to answer), and whether it is the champion now."""
     champion, _ = read_champion(store)
     decisions = {}
     for entry in read_history(store):
-        if entry.get("action") == "gate" and entry.get("candidate"):
+        if entry.get("action") in DECIDING and entry.get("candidate"):
             decisions[entry["candidate"]] = entry
     rows = []
     for record in reversed(list_versions(store)):
@@ -35,6 +37,7 @@ def version_rows(store: ObjectStore) -> list[dict]:
             "full_accuracy_ci95": metrics.get("full_accuracy_ci95"), "char_accuracy": metrics.get("char_accuracy"),
             "training_seconds": record.get("training_seconds"), "epochs": record.get("epochs"),
             "promoted": decision.get("moved"), "reason": decision.get("why"),
+            "awaiting": bool(decision.get("awaiting")),
             "champion": bool(champion) and champion["version"] == record["version"],
         })
     return rows
@@ -68,8 +71,9 @@ def version_file(store: ObjectStore, version: str, name: str) -> bytes:
 
 def run_progress(store: ObjectStore, run_key: str) -> dict:
     """How far a run has come: each stage's result so far, the epochs trained (loss and accuracy), and
-    its outcome: `published` (with the version), `skipped` (nothing new: why), `failed` (which stage,
-    with the message), `running` or `not started`."""
+    its outcome: `published` (with the version, and `approval`: the approver's decision, "awaiting"
+    while a person has yet to answer, or None when none was asked), `skipped` (nothing new: why),
+    `failed` (which stage, with the message), `running` or `not started`."""
     from tasks.pipeline.records import ACTIVITY, FAILURE, run_prefix
 
     if "/" in run_key:
@@ -83,7 +87,8 @@ def run_progress(store: ObjectStore, run_key: str) -> dict:
     if failure and active and active["at"] > failure["at"]:
         failure = None  # a task has started again since (the run was cleared)
     if "publish" in stages:
-        progress.update(outcome="published", version=stages["publish"]["version"])
+        approval = stages.get("approve") or ("awaiting" if stages["publish"].get("awaiting_approval") else None)
+        progress.update(outcome="published", version=stages["publish"]["version"], approval=approval)
     elif failure:
         progress.update(outcome="failed", stage=failure.get("task"), message=failure.get("message"))
     elif stages.get("ingest", {}).get("up_to_date"):

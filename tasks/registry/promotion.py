@@ -1,16 +1,44 @@
-"""Moving the champion pointer, models/latest.json: by the gate when a run publishes, or by hand
-(promote, rollback). Every move is a compare-and-swap against the pointer as it was read when the
-decision was made, and every decision, moved or not, is appended to the audit log
-models/history.jsonl (when, which action, from, to, why, who)."""
+"""Moving the champion pointer, models/latest.json: by the gate when a run publishes (or when a person
+approves what the gate passed), or by hand (promote, rollback). Every move is a compare-and-swap
+against the pointer as it was read when the decision was made, and every decision, moved or not, is
+appended to the audit log models/history.jsonl (when, which action, from, to, why, who)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tasks.registry.versions import HISTORY, LATEST, version_prefix
-from tasks.store import ObjectStore, append_jsonl
+from tasks.registry.versions import HISTORY, LATEST, read_champion, read_version, version_prefix
+from tasks.store import ObjectStore, PreconditionFailed, append_jsonl
+
+log = logging.getLogger(__name__)
+CAS_ATTEMPTS = 10
+
+
+class DecisionError(RuntimeError):
+    """The champion kept changing while a model was being decided on."""
+
+
+def gate(metrics: dict, min_accuracy: float, champion_is_newer: bool = False) -> tuple[bool, str]:
+    """(promote?, why) for a model with these test metrics (champion's included, if any). A tie goes
+    to the newer model: an older version published again never takes `latest` back from a champion
+    that reads as many."""
+    accuracy = metrics["full_accuracy"]
+    if accuracy < min_accuracy:
+        return False, f"it reads {accuracy:.1%} of test captchas, below the min_accuracy floor of {min_accuracy:.1%}"
+    champion = metrics.get("champion")
+    if champion and champion_is_newer and accuracy <= champion["full_accuracy"]:
+        return False, (f"it reads {accuracy:.1%} of test captchas, no more than the newer champion "
+                       f"{champion['version']} ({champion['full_accuracy']:.1%}) on the same test split")
+    if champion and accuracy < champion["full_accuracy"]:
+        return False, (f"it reads {accuracy:.1%} of test captchas, fewer than the champion {champion['version']} "
+                       f"({champion['full_accuracy']:.1%}) on the same test split")
+    if champion:
+        return True, f"it reads {accuracy:.1%}, the champion {champion['version']} {champion['full_accuracy']:.1%}"
+    return True, f"it reads {accuracy:.1%} of test captchas and there is no champion yet"
+
 
 # What latest.json repeats of a version's metrics, for readers that only need the headline.
 HEADLINE_METRICS = ("full_accuracy", "full_accuracy_ci95", "char_accuracy", "char_error_rate", "test_images")
@@ -26,11 +54,12 @@ def latest_entry(record: dict, why: str) -> dict:
 
 
 def record_decision(store: ObjectStore, action: str, candidate: str | None, before: str | None, moved: bool,
-                    why: str, who: str) -> dict:
-    """Append one decision about `latest` to the audit log; return it."""
+                    why: str, who: str, awaiting: bool = False) -> dict:
+    """Append one decision about `latest` to the audit log; return it. `awaiting`: the candidate passed
+    but waits for a person's answer."""
     entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "action": action,
              "candidate": candidate, "from": before, "to": candidate if moved else before, "moved": moved,
-             "why": why, "who": who}
+             "why": why, "who": who} | ({"awaiting": True} if awaiting else {})
     append_jsonl(store, HISTORY, entry)
     return entry
 
@@ -56,3 +85,42 @@ def score_version(store: ObjectStore, folder: str, rows: list[dict], workdir: Pa
     reader = open_reader(files)
     items = ((row, store.get_bytes(f"raw/{row['sha256']}.{row['ext']}")) for row in rows)
     return score([(row["true"], text or "") for row, text, _ in read_images(reader, files.meta, items)])
+
+
+def evaluated_rows(store: ObjectStore, evaluated: dict) -> list[dict]:
+    """The test captchas evaluate read (sha256, ext, true, predicted), from its stage result."""
+    return [json.loads(line) for line in store.get_bytes(evaluated["predictions"]).decode().splitlines()]
+
+
+def decide(store: ObjectStore, record: dict, metrics: dict, rows: list[dict], workdir: Path, min_accuracy: float,
+           action: str, who: str, hold: bool = False, because: str = "") -> tuple[str, str, dict | None]:
+    """Gate the version of `record` against the champion as it is now (measured on the same test
+    captchas `rows`), and move `latest` to it by compare-and-swap if it passes, deciding again whenever
+    another decision moved `latest` in between. With `hold`, a version that passes is only recorded as
+    waiting for a person's approval. `because` starts the reason logged. (verdict: "promoted",
+    "refused" or "held"; why; the champion's figures on these captchas, None when there is none)."""
+    measured = metrics.get("champion")
+    for _ in range(CAS_ATTEMPTS):
+        champion, tag = read_champion(store)
+        before = champion["version"] if champion else None
+        if before == record["version"]:
+            return "promoted", f"version {before} already is the champion", measured
+        if champion and (measured or {}).get("version") != before:
+            log.info("the champion is now %s, not the one evaluate measured; measuring it on the same test "
+                     "captchas", before)
+            measured = {"version": before, **score_version(store, champion["folder"], rows, workdir / before)}
+        measured = measured if champion else None
+        newer = bool(champion) and (read_version(store, before) or {}).get("created_at", 0) > record["created_at"]
+        passes, reason = gate({**metrics, "champion": measured}, min_accuracy, newer)
+        reason = because + reason
+        if not passes or hold:
+            why = f"{reason}; waiting for a person's approval" if passes else reason
+            record_decision(store, action, record["version"], before, False, why, who, awaiting=passes)
+            return ("held" if passes else "refused"), why, measured
+        try:
+            move_latest(store, record, tag, before, action, reason, who)
+            return "promoted", reason, measured
+        except PreconditionFailed:
+            log.info("another decision moved %s meanwhile; deciding again", LATEST)
+    raise DecisionError(f"{store.url(LATEST)} changed {CAS_ATTEMPTS} times while version {record['version']} "
+                        "was being decided on; clear the task to try again")
