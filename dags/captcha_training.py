@@ -98,6 +98,9 @@ PARAMS = {
                    description="Without it, a run on the same data with the same settings as the published "
                                "model ends after ingest"),
     "seed": Param(DEFAULTS["seed"], **param_schema("seed"), title="Seed", description="Random seed of training"),
+    "warm_start": Param(DEFAULTS["warm_start"], type="boolean", title="Start from the champion",
+                        description="Fine-tune the champion's weights when it was trained with the same setup "
+                                    "(architecture, input size, preprocessing, alphabet); off: from scratch"),
     "approval": Param(DEFAULTS["approval"], type="boolean", title="Ask before a new model becomes latest",
                       description="A model that passes the gate waits for Approve or Reject in Required Actions"),
     "approval_hours": Param(DEFAULTS["approval_hours"], **param_schema("approval_hours"), title="Approval wait (hours)",

@@ -92,6 +92,7 @@ def _write_version(cfg, store: ObjectStore, version: str, local_model: Path, wor
         "metrics": {k: v for k, v in metrics.items() if k not in ("confusion", "champion")},
         "evaluated_against": (metrics.get("champion") or {}).get("version"),
         "training_seconds": trained["seconds"], "epochs": trained["epochs"], "course": trained.get("course", []),
+        "parent": trained.get("parent"),
         "settings": cfg.model_settings(), "files": files,
     }
     try:

@@ -2,10 +2,12 @@
 
 Writes runs/<run key>/model.keras, model.json (what inference needs to know), history.json and
 checkpoint.keras / checkpoint.json (the last finished epoch, for resuming) with best.keras (the best
-weights so far). An interrupted try resumes where it stopped: its weights, optimizer and
+weights so far). A run whose setup is the champion's starts from the champion's weights and
+fine-tunes (tasks.modelling.warm_start); the result names the parent version, or why there is none.
+An interrupted try resumes where it stopped: its weights, optimizer and
 learning rate, the schedule's patience and best weights, and the time already spent, so all the
 tries of a run together train for at most `max_train_minutes`. A training that finished marks its
-checkpoint complete: running the task again (clearing it in Airflow) trains again from scratch.
+checkpoint complete: running the task again (clearing it in Airflow) trains again instead of resuming.
 """
 from __future__ import annotations
 
@@ -100,7 +102,7 @@ def _resume_point(store: ObjectStore, prefix: str, settings: str, workdir: Path)
         if state.get("settings") != settings:
             return None
         if state.get("complete"):
-            log.info("train: this run's training finished before (%d epochs): training again from scratch",
+            log.info("train: this run's training finished before (%d epochs): training again, not resuming it",
                      state["epoch"])
             return None
         local = workdir / "resume.keras"
@@ -150,8 +152,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     strategy = strategy or training_strategy()
     batch_size = cfg.batch_size * strategy.num_replicas_in_sync
     prefix = run_prefix(cfg.run_key)
-    settings = hashlib.sha256(json.dumps([model_metadata(index, cfg.arch), batch_size, cfg.seed]).encode()
-                              ).hexdigest()[:16]
+    meta = model_metadata(index, cfg.arch)
+    settings = hashlib.sha256(json.dumps([meta, batch_size, cfg.seed]).encode()).hexdigest()[:16]
 
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
         workdir = Path(tmp)
@@ -173,6 +175,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             else:
                 model = architecture.build(index["height"], index["width"], index["max_length"],
                                            index["num_classes"], index["counts"]["train"])
+                state["parent"] = _start_from_parent(store, model, meta, cfg.warm_start, workdir)
+        fine_tuning = bool((state.get("parent") or {}).get("version"))
         initial_epoch = state["epoch"]
         while True:
             out_of_time = cfg.max_train_minutes and time.monotonic() >= clock_started + 60 * cfg.max_train_minutes
@@ -184,7 +188,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                 break
             watch = stall_watch(patience_before(model, architecture.name, state["course"], label_lengths,
                                                 cfg.stall_epochs))
-            schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights)
+            schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights,
+                                         fine_tuning=fine_tuning and not state["course"])
             callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), dropout_switch(), watch,
                          _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
             with native_noise_filtered():
@@ -206,7 +211,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         local = workdir / "model.keras"
         model.save(local)
         store.upload_file(local, f"{prefix}model.keras")
-    # Done: running the task again trains again, from scratch.
+    # Done: running the task again trains again instead of resuming.
     store.put_json(f"{prefix}checkpoint.json", {**state, "settings": settings, "complete": True})
     history = state["history"]
     store.put_json(f"{prefix}model.json", model_metadata(index, architecture.name))
@@ -220,8 +225,30 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
         "training_seconds_all_tries": round(state.get("elapsed_seconds", 0.0), 1),
         "replicas": strategy.num_replicas_in_sync, "global_batch_size": batch_size, "arch": architecture.name,
         "course": state["course"], "best_epoch": _best_epoch(state.get("schedule")),
+        "parent": state.get("parent") or {"version": None, "why": "trained before lineage was recorded"},
         "final": {k: round(v[-1], 4) for k, v in history.items()},
     })
+
+
+def _start_from_parent(store: ObjectStore, model, meta: dict, warm_start: bool, workdir: Path) -> dict:
+    """Give `model` the champion's weights where its setup is this run's, and lower its learning rate
+    for fine-tuning; return the lineage: {"version": the parent version or None, "why"}."""
+    from tasks.modelling.saving import load_model
+    from tasks.modelling.schedule import FINE_TUNING_RATE
+    from tasks.modelling.warm_start import transfer_weights, warm_start_parent
+
+    champion, why = warm_start_parent(store, meta, warm_start)
+    if champion is not None:
+        store.download_file(champion["model"], workdir / "parent.keras")
+        _, kept = transfer_weights(model, load_model(workdir / "parent.keras"), all_or_nothing=True)
+        if kept:
+            champion, why = None, f"the champion {champion['version']}'s layers {kept} do not fit this model"
+    if champion is None:
+        log.info("train: from scratch: %s", why)
+        return {"version": None, "why": why}
+    model.optimizer.learning_rate.assign(FINE_TUNING_RATE)
+    log.info("train: fine-tuning from the champion %s: %s", champion["version"], why)
+    return {"version": champion["version"], "why": why}
 
 
 def _training_data(files: dict, index: dict, architecture, batch_size: int, seed: int, strategy):

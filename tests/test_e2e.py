@@ -92,10 +92,11 @@ def test_each_task_alone_in_dag_order_finds_its_upstream_output(airflow_env, tmp
     files = {key: store.get_bytes(key) for key in store.list(champion["folder"])}
 
     # Cleared train..publish on the champion's own run, with a floor the new model cannot pass: it
-    # trains again from scratch, publishes a new version and leaves the champion's alone.
+    # trains again (not resuming; fine-tuning from the champion, its own first model), publishes a new
+    # version and leaves the champion's alone.
     strict = json.dumps({**TINY, "store": store.uri, "min_accuracy": 0.99})
     output = airflow(airflow_env, "tasks", "test", "captcha_training", "train", "2026-11-30", "-t", strict)
-    assert "training again from scratch" in output
+    assert "training again, not resuming it" in output and "fine-tuning from the champion" in output
     assert store.get_json("runs/20261130T000000/train.json")["resumed_from_epoch"] == 0
     for stage in ("evaluate", "publish"):
         airflow(airflow_env, "tasks", "test", "captcha_training", stage, "2026-11-30", "-t", strict)

@@ -52,6 +52,7 @@ class PipelineConfig:
     test_fraction: float = 0.2
     seed: int = 0
     force: bool = False
+    warm_start: bool = True  # start from the champion's weights where its setup is the same (fine-tuning)
     approval: bool = False  # a model that passes the gate waits for a person's Approve (tasks.approve)
     approval_hours: float = 24.0  # then the champion stays; a waiting run holds the next night's
 
@@ -80,7 +81,7 @@ class PipelineConfig:
 
         shaping = {k: v for k, v in self.to_dict().items()
                    if k not in ("run_key", "source", "store", "force", "max_refused_fraction", "approval",
-                                "approval_hours")}
+                                "approval_hours", "warm_start")}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def _validate(self) -> None:
@@ -96,7 +97,7 @@ class PipelineConfig:
                               f"{list(PREPROCESSING_METHODS)}")
         if self.arch not in architecture_names():
             raise ConfigError(f"arch {self.arch!r} is unknown; choose one of {architecture_names()}")
-        for name in ("force", "approval"):
+        for name in ("force", "approval", "warm_start"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) != len(self.alphabet):

@@ -25,6 +25,7 @@ def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trai
         f"- Data version: `{encoded['data_version']}` (shards `{meta['shards']}`)",
         "- Split sizes: " + ", ".join(f"{k} {v}" for k, v in encoded["splits"].items()),
         f"- Training: {trained['epochs']} epochs in {trained['seconds']:.0f} s",
+        f"- Started from: {_parent(trained.get('parent'))}",
         "", "## Test metrics", "",
         f"- Full-captcha accuracy: {metrics['full_accuracy']:.2%} ({metrics['correct']} of {metrics['test_images']}; "
         f"95% CI {ci_low:.2%} - {ci_high:.2%})",
@@ -42,3 +43,12 @@ def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trai
               "became `latest`: `models/history.jsonl` (`python -m tasks.registry show " + version + "`).",
               "", "## Settings", "", "```json", json.dumps(settings, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
+
+
+def _parent(parent: dict | None) -> str:
+    """The model's lineage, as the card says it."""
+    if not parent:
+        return "not recorded"
+    if parent.get("version"):
+        return f"the champion {parent['version']}, fine-tuned ({parent['why']})"
+    return f"scratch ({parent['why']})"

@@ -1,0 +1,56 @@
+"""Where a training starts: from scratch, or from the weights of a model trained before.
+
+A nightly run starts from the champion's weights (a warm start) when the champion was trained with a
+compatible setup: the same architecture, input size, preprocessing, alphabet and label length, so
+the same network and head; it then fine-tunes. Anything else starts from scratch, and the log and
+the model card say why.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# What must be equal between the champion's model.json and this run's for its weights to fit.
+COMPATIBLE = ("arch", "height", "width", "preprocessing", "alphabet", "max_length", "num_classes")
+
+
+def warm_start_parent(store, meta: dict, enabled: bool) -> tuple[dict | None, str]:
+    """(the champion to start from, as models/latest.json names it, or None; why) for a run whose
+    model is described by `meta` (tasks.train.model_metadata)."""
+    from tasks.registry.versions import read_champion
+    from tasks.store import MissingObjectError
+
+    if not enabled:
+        return None, "warm_start is off"
+    champion, _ = read_champion(store)
+    if champion is None:
+        return None, "there is no champion yet"
+    try:
+        theirs = store.get_json(f"{champion['folder']}model.json")
+    except MissingObjectError:
+        return None, f"the champion {champion['version']} has no model.json"
+    differs = [f"{key} {theirs.get(key)!r} (this run: {meta.get(key)!r})" for key in COMPATIBLE
+               if theirs.get(key) != meta.get(key)]
+    if differs:
+        return None, f"the champion {champion['version']} was trained with another setup: {'; '.join(differs)}"
+    return champion, f"the champion {champion['version']} was trained with the same setup"
+
+
+def transfer_weights(model, source, all_or_nothing: bool = False) -> tuple[int, list[str]]:
+    """Copy into `model` the weights of `source`, layer by layer in order, where a layer is of the same
+    kind with weights of the same shapes; (layers copied, names of the layers with weights left as
+    built). With `all_or_nothing`, nothing is copied unless every layer fits."""
+    mine = [layer for layer in model.layers if layer.weights]
+    theirs = [layer for layer in source.layers if layer.weights]
+    pairs = [(layer, theirs[i] if i < len(theirs) else None) for i, layer in enumerate(mine)]
+    fitting = [(layer, other) for layer, other in pairs if other is not None and type(other) is type(layer)
+               and [w.shape for w in other.weights] == [w.shape for w in layer.weights]]
+    kept = [layer.name for layer, other in pairs if (layer, other) not in fitting]
+    if len(theirs) != len(mine) and all_or_nothing:
+        kept = kept or [f"{abs(len(theirs) - len(mine))} layer(s) more on one side"]
+    if kept and all_or_nothing:
+        return 0, kept
+    for layer, other in fitting:
+        layer.set_weights(other.get_weights())
+    return len(fitting), kept
