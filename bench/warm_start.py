@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -70,12 +71,12 @@ def main() -> None:
         landing.mkdir()
         for path in files:
             if path.name not in arriving:
-                (landing / path.name).symlink_to(path.resolve())
+                shutil.copy2(path, landing / path.name)  # ingest refuses links
         base = PipelineConfig(run_key="night1", source=str(landing), store=store.uri, seed=args.seed)
         first = night(base, store, holdout, publish_it=True)
         print(json.dumps(first), flush=True)
         for name in arriving:
-            (landing / name).symlink_to((args.data / name).resolve())
+            shutil.copy2(args.data / name, landing / name)
         warm = night(dataclasses.replace(base, run_key="night2-warm"), store, holdout)
         print(json.dumps(warm), flush=True)
         cold = night(dataclasses.replace(base, run_key="night2-cold", warm_start=False), store, holdout)
