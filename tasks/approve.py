@@ -66,7 +66,6 @@ def approve(cfg, store: ObjectStore, approved: bool, who: str | None, comment: s
     decision goes to the audit log; return (and record) what happened."""
     published = read_stage_result(store, cfg.run_key, "publish")
     version = published["version"]
-    record = read_version(store, version)
     champion, _ = read_champion(store)
     before = champion["version"] if champion else None
     note = f": {comment.strip()}" if comment and comment.strip() else ""
@@ -78,9 +77,9 @@ def approve(cfg, store: ObjectStore, approved: bool, who: str | None, comment: s
         record_decision(store, "approval", version, before, False, why, who)
     else:
         evaluated = read_stage_result(store, cfg.run_key, "evaluate")
-        metrics = store.get_json(evaluated["metrics"])
+        metrics, rows = store.get_json(evaluated["metrics"]), evaluated_rows(store, evaluated)
         with tempfile.TemporaryDirectory(prefix="approve-") as tmp:
-            outcome, why, _ = decide(store, record, metrics, evaluated_rows(store, evaluated), Path(tmp),
+            outcome, why, _ = decide(store, read_version(store, version), metrics, rows, Path(tmp),
                                      cfg.min_accuracy, "approval", who, because=f"approved by {who}{note}; ")
         verdict = "approved" if outcome == "promoted" else "approved, but refused by the gate"
     promoted = verdict == "approved"
