@@ -22,7 +22,7 @@ STORE ?=
 
 COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
 
-.PHONY: venv browser run test test-distributed test-ui test-containers ui airflow-db up down clean \
+.PHONY: venv browser base run test test-distributed test-ui test-containers ui airflow-db up down clean \
 	images build-gpu-image
 
 $(STAMP): requirements.txt pyproject.toml
@@ -59,6 +59,19 @@ run: airflow-db
 	echo "captcha_training: run $$when, conf $$conf"; \
 	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \
 	echo; $(PY) -m tasks.reporting.run_report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
+
+# A base model made here from synthetic captchas of many styles (the captcha_base_model DAG, run once
+# with `airflow dags test`), published to the store (STORE, or the pipeline's own) as bases/latest:
+# runs on a new style start from it with the `base` param.
+BASE_IMAGES ?= 30000
+BASE_MINUTES ?= 45
+base: airflow-db
+	@set -euo pipefail; \
+	conf=$$($(PY) -c 'import json, sys; images, minutes, store = sys.argv[1:]; \
+	  print(json.dumps({"images": int(images), "max_train_minutes": float(minutes), **({"store": store} if store else {})}))' \
+	  "$(BASE_IMAGES)" "$(BASE_MINUTES)" "$(STORE)"); \
+	$(AIRFLOW) dags test captcha_base_model "$$(date -u +%Y-%m-%dT%H:%M:%S)" -c "$$conf"; \
+	$(PY) -m tasks.registry $(if $(STORE),--store $(STORE)) bases
 
 test: venv browser
 	$(PY) -m pytest

@@ -1,6 +1,7 @@
-"""The `captcha_training` DAG: wiring only. Each task builds the run's config and store, calls one
-stage function of `tasks/`, and returns that stage's small JSON summary. Heavy libraries are imported
-inside the stages, so parsing this file stays fast.
+"""The DAGs, wiring only: `captcha_training` and `captcha_base_model` (the same stages on synthetic
+captchas of many styles, making a base model that training on a new style can start from). Each task
+builds the run's config and store, calls one stage function of `tasks/`, and returns that stage's
+small JSON summary. Heavy libraries are imported inside the stages, so parsing this file stays fast.
 """
 from __future__ import annotations
 
@@ -101,6 +102,9 @@ PARAMS = {
     "warm_start": Param(DEFAULTS["warm_start"], type="boolean", title="Start from the champion",
                         description="Fine-tune the champion's weights when it was trained with the same setup "
                                     "(architecture, input size, preprocessing, alphabet); off: from scratch"),
+    "base": Param(DEFAULTS["base"] or None, type=["null", "string"], title="Base model",
+                  description="Where there is no champion to start from: start from this base model made on "
+                              "synthetic captchas (`make base`): latest or a base version; empty: from scratch"),
     "approval": Param(DEFAULTS["approval"], type="boolean", title="Ask before a new model becomes latest",
                       description="A model that passes the gate waits for Approve or Reject in Required Actions"),
     "approval_hours": Param(DEFAULTS["approval_hours"], **param_schema("approval_hours"), title="Approval wait (hours)",
@@ -113,28 +117,35 @@ def _run_context(active: bool = True, context: dict | None = None):
     """(config, store, S3 client options) of the running task (or of a callback's `context`), from its
     params and date; `active` records in the store that the run's task starts (the registry's clean-up
     keeps running runs)."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
     from tasks.pipeline.config import PipelineConfig
     from tasks.pipeline.records import mark_active, run_key_for
     from tasks.store import open_store
-    from tasks.store.s3 import s3_options_from_connection
 
     context = context or get_current_context()
     params = {name: value for name, value in context["params"].items() if name in PARAMS}  # not a task's own
     cfg = PipelineConfig.from_params(params, run_key_for(context.get("logical_date"), context["run_id"]))
-    s3_options = {}
-    if cfg.store.startswith("s3://") or cfg.source.startswith("s3://"):
-        try:
-            conn = Connection.get(S3_CONN_ID)
-            s3_options = s3_options_from_connection(conn.login, conn.password, conn.extra_dejson)
-        except AirflowNotFoundException:
-            pass  # boto3 then reads the standard AWS environment variables
+    s3_options = _s3_options(cfg.store, cfg.source)
     store = open_store(cfg.store, s3_options)
     if active:
         mark_active(store, cfg.run_key, context["ti"].task_id)
     return cfg, store, s3_options
+
+
+def _s3_options(*locations: str) -> dict:
+    """S3 client options from the Airflow connection when any of `locations` is on S3 (else none: boto3
+    then reads the standard AWS environment variables)."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from tasks.store.s3 import s3_options_from_connection
+
+    if not any(location.startswith("s3://") for location in locations):
+        return {}
+    try:
+        conn = Connection.get(S3_CONN_ID)
+    except AirflowNotFoundException:
+        return {}
+    return s3_options_from_connection(conn.login, conn.password, conn.extra_dejson)
 
 
 def _approval_question(context: dict) -> dict | None:
@@ -251,3 +262,94 @@ def captcha_training():
 
 
 captcha_training()
+
+
+BASE_DOC = """
+### Captcha base model
+
+Makes a base model: `ingest -> encode_labels -> build_shards -> train -> evaluate -> publish_base`
+on **images** synthetic captchas of many styles (fonts, sizes, colours, lines, noise, 3 to 8
+characters of digits and letters of both cases), in `bases/work/<run>/` of the **store**, then
+publishes the model as `bases/<version>/` and points `bases/latest.json` at it. A `captcha_training`
+run with the param **base** (`latest` or a version) starts from it where it has no champion of the
+same setup to start from: the layers that fit, and an output head for its own alphabet.
+"""
+
+BASE_PARAMS = {
+    "store": PARAMS["store"],
+    "images": Param(30_000, type="integer", minimum=100, maximum=1_000_000, title="Synthetic captchas",
+                    description="How many to make; 90% are trained on, 5% validate, 5% test"),
+    "max_train_minutes": Param(45, **param_schema("max_train_minutes"), title="Training time limit (minutes)",
+                               description="Training stops after this long, keeping the best epoch; 0: no limit"),
+    "epochs": PARAMS["epochs"],
+    "seed": PARAMS["seed"],
+}
+
+
+def _base_context():
+    """(config, work store, store) of the running base task: the stages run in the work store."""
+    from tasks.pipeline.records import run_key_for
+    from tasks.registry.bases import base_config
+    from tasks.store import open_store
+
+    context = get_current_context()
+    params = context["params"]
+    cfg = base_config(run_key_for(context.get("logical_date"), context["run_id"]), params["store"], params["images"],
+                      params["max_train_minutes"], params["seed"], epochs=params["epochs"])
+    s3_options = _s3_options(cfg.store)
+    return cfg, open_store(cfg.store, s3_options), open_store(params["store"], s3_options)
+
+
+@dag(
+    dag_id="captcha_base_model",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["captcha", "ml", "base model"],
+    doc_md=BASE_DOC,
+    params=BASE_PARAMS,
+)
+def captcha_base_model():
+    @task(execution_timeout=TIMEOUTS["ingest"])
+    def ingest() -> dict:
+        from tasks.ingest import ingest as run
+
+        return run(*_base_context()[:2])
+
+    @task(execution_timeout=TIMEOUTS["encode_labels"])
+    def encode_labels() -> dict:
+        from tasks.encode_labels import encode_labels as run
+
+        return run(*_base_context()[:2])
+
+    @task(execution_timeout=TIMEOUTS["build_shards"])
+    def build_shards() -> dict:
+        from tasks.build_shards import build_shards as run
+
+        return run(*_base_context()[:2])
+
+    @task(queue=TRAIN_QUEUE, execution_timeout=TIMEOUTS["train"])
+    def train() -> dict:
+        from tasks.train import train as run
+
+        return run(*_base_context()[:2])
+
+    @task(execution_timeout=TIMEOUTS["evaluate"])
+    def evaluate() -> dict:
+        from tasks.evaluate import evaluate as run
+
+        return run(*_base_context()[:2])
+
+    @task(execution_timeout=TIMEOUTS["publish"])
+    def publish_base() -> dict:
+        from tasks.registry.bases import publish_base as run
+
+        cfg, work, store = _base_context()
+        return run(cfg, store, work)
+
+    ingest() >> encode_labels() >> build_shards() >> train() >> evaluate() >> publish_base()
+
+
+captcha_base_model()

@@ -1,9 +1,11 @@
 """The first task, check_inputs: refuse a run whose settings, source or store cannot work, in
-seconds and before any other task, with a message that says what is wrong."""
+seconds and before any other task, with a message that says what is wrong: the store, the source,
+labels already stored that the settings would refuse, and the base model named (if any)."""
 from __future__ import annotations
 
 import logging
 
+from tasks.registry.bases import check_base
 from tasks.data.labels import check_label
 from tasks.data.manifests import CURRENT
 from tasks.data.sources import SourceError, open_source
@@ -25,6 +27,7 @@ def check_inputs(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | Non
     store.check_access()
     open_source(cfg.source, s3_options).check_reachable(may_be_empty=store.exists(CURRENT))
     check_stored_labels(cfg, store)
+    check_base(cfg, store)
     log.info("check_inputs: source %s and store %s are usable", cfg.source, store.uri)
     return write_stage_result(store, cfg.run_key, "check_inputs",
                               {"source": cfg.source, "store": store.uri, "settings": cfg.model_settings()})

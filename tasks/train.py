@@ -3,7 +3,8 @@
 Writes runs/<run key>/model.keras, model.json (what inference needs to know), history.json and
 checkpoint.keras / checkpoint.json (the last finished epoch, for resuming) with best.keras (the best
 weights so far). A run whose setup is the champion's starts from the champion's weights and
-fine-tunes (tasks.modelling.warm_start); the result names the parent version, or why there is none.
+fine-tunes (tasks.modelling.warm_start), else a run with a `base` starts from the base's weights
+(tasks.registry.bases); the result names the parent version or base, or why there is none.
 An interrupted try resumes where it stopped: its weights, optimizer and
 learning rate, the schedule's patience and best weights, and the time already spent, so all the
 tries of a run together train for at most `max_train_minutes`. A training that finished marks its
@@ -175,7 +176,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             else:
                 model = architecture.build(index["height"], index["width"], index["max_length"],
                                            index["num_classes"], index["counts"]["train"])
-                state["parent"] = _start_from_parent(store, model, meta, cfg.warm_start, workdir)
+                state["parent"] = _start_from_parent(store, model, meta, cfg, workdir)
         fine_tuning = bool((state.get("parent") or {}).get("version"))
         initial_epoch = state["epoch"]
         while True:
@@ -230,25 +231,44 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     })
 
 
-def _start_from_parent(store: ObjectStore, model, meta: dict, warm_start: bool, workdir: Path) -> dict:
-    """Give `model` the champion's weights where its setup is this run's, and lower its learning rate
-    for fine-tuning; return the lineage: {"version": the parent version or None, "why"}."""
+def _start_from_parent(store: ObjectStore, model, meta: dict, cfg, workdir: Path) -> dict:
+    """Give `model` the champion's weights where its setup is this run's (and lower its learning rate
+    for fine-tuning), else the weights of the base `cfg.base` names, if any; return the lineage:
+    {"version": the parent version or None, "base": the base version (when started from one), "why"}."""
     from tasks.modelling.saving import load_model
     from tasks.modelling.schedule import FINE_TUNING_RATE
     from tasks.modelling.warm_start import transfer_weights, warm_start_parent
 
-    champion, why = warm_start_parent(store, meta, warm_start)
+    champion, why = warm_start_parent(store, meta, cfg.warm_start)
     if champion is not None:
         store.download_file(champion["model"], workdir / "parent.keras")
         _, kept = transfer_weights(model, load_model(workdir / "parent.keras"), all_or_nothing=True)
         if kept:
             champion, why = None, f"the champion {champion['version']}'s layers {kept} do not fit this model"
-    if champion is None:
-        log.info("train: from scratch: %s", why)
-        return {"version": None, "why": why}
-    model.optimizer.learning_rate.assign(FINE_TUNING_RATE)
-    log.info("train: fine-tuning from the champion %s: %s", champion["version"], why)
-    return {"version": champion["version"], "why": why}
+    if champion is not None:
+        model.optimizer.learning_rate.assign(FINE_TUNING_RATE)
+        log.info("train: fine-tuning from the champion %s: %s", champion["version"], why)
+        return {"version": champion["version"], "why": why}
+    if cfg.base:
+        return _start_from_base(store, model, meta, cfg.base, why, workdir)
+    log.info("train: from scratch: %s", why)
+    return {"version": None, "why": why}
+
+
+def _start_from_base(store: ObjectStore, model, meta: dict, name: str, why: str, workdir: Path) -> dict:
+    """Give `model` the weights of the base `name` that fit it, the head by character; return the lineage."""
+    from tasks.registry.bases import read_base
+    from tasks.modelling.saving import load_model
+    from tasks.modelling.warm_start import transfer_weights
+
+    base = read_base(store, name)
+    store.download_file(base["model"], workdir / "base.keras")
+    copied, kept = transfer_weights(model, load_model(workdir / "base.keras"),
+                                    alphabets=(base["alphabet"], meta["alphabet"]))
+    why = (f"{why}; from the base {base['version']}: {copied} layers copied"
+           + (f", kept as built: {', '.join(kept)}" if kept else ""))
+    log.info("train: %s", why)
+    return {"version": None, "base": base["version"], "why": why}
 
 
 def _training_data(files: dict, index: dict, architecture, batch_size: int, seed: int, strategy):

@@ -13,12 +13,28 @@ STAGES = ["check_inputs", "ingest", "encode_labels", "build_shards", "train", "e
 
 
 @pytest.fixture(scope="module")
-def dag():
+def bag():
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture(scope="module")
+def dag(bag):
     return bag.dags["captcha_training"]
+
+
+def test_the_base_model_dag_runs_the_stages_on_synthetic_captchas_then_publishes_a_base(bag):
+    base = bag.dags["captcha_base_model"]
+    order = ["ingest", "encode_labels", "build_shards", "train", "evaluate", "publish_base"]
+    assert sorted(base.task_ids) == sorted(order) and base.timetable.can_be_scheduled is False
+    for upstream, downstream in zip(order, order[1:]):
+        assert base.get_task(upstream).downstream_task_ids == {downstream}
+    resolved = base.params.validate()
+    assert resolved["images"] == 30_000 and resolved["max_train_minutes"] == 45
+    assert base.get_task("train").queue == bag.dags["captcha_training"].get_task("train").queue
 
 
 def test_tasks_run_in_stage_order(dag):

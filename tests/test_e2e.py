@@ -65,6 +65,22 @@ def test_dag_end_to_end_on_a_local_store(airflow_env, tmp_path):
     assert [line.split("\t")[0] for line in lines] == [str(p) for p in images]
 
 
+def test_a_base_made_by_its_dag_is_where_a_run_on_a_new_style_starts(airflow_env, tmp_path):
+    from tasks.registry.bases import read_base
+    from tasks.registry.versions import read_version
+
+    store = LocalStore(tmp_path / "store")
+    output = airflow(airflow_env, "dags", "test", "captcha_base_model", "2026-11-28T01:00:00", "-c",
+                     json.dumps({"store": store.uri, "images": 100, "epochs": 1, "max_train_minutes": 0}))
+    assert "state=success" in output
+    base = read_base(store, "latest")
+    assert "style=mixed" in base["source"] and not store.exists("data/current.json")
+    output = airflow(airflow_env, "dags", "test", "captcha_training", "2026-11-28T02:00:00",
+                     "-c", json.dumps({**TINY, "store": store.uri, "base": "latest"}))
+    assert "state=success" in output and f"from the base {base['version']}" in output
+    assert read_version(store, store.get_json("models/latest.json")["version"])["parent"]["base"] == base["version"]
+
+
 def test_dag_end_to_end_on_s3_with_an_airflow_connection(airflow_env, s3_bucket, s3_endpoint):
     secret = "captcha-test-secret-5f1e9a"  # the test S3 server accepts any key; this one must never show
     connection = {"conn_type": "aws", "login": "captcha-test-key-id", "password": secret,

@@ -5,7 +5,12 @@
 - `colour`: each character in its own colour (pale ones too: light cyan, yellow, pink), widely and
   unevenly spaced, slightly rotated, on a transparent background; the width follows the label
   (`width=0` in the spec), so 4 to 8 characters at height 80 give images 140 to 780 wide;
-- `noisy`: dark characters over grey speckle noise and a few lines, for small JPEGs.
+- `noisy`: dark characters over grey speckle noise and a few lines, for small JPEGs;
+- `varied`: a new look drawn for every image from what captchas are made of: any font and size,
+  characters crowded until they touch or spread apart, rotated and shifted, in one ink or many,
+  on white, flat, graded or speckled backgrounds, struck through by lines and curves, sprinkled
+  with dots, waved, blurred and grainy. A base model learns from it what captchas have in common
+  (tasks.registry.bases).
 
 Fonts are the TrueType files of the machine's font packages (DejaVu, Liberation, FreeFont; Debian's
 `fonts-dejavu-core` and `fonts-liberation`) and the DroidSansMono font the `captcha` package ships,
@@ -15,10 +20,12 @@ from __future__ import annotations
 
 import colorsys
 import functools
+import math
 import random
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_FOLDERS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation",
                 "/usr/share/fonts/truetype/liberation2", "/usr/share/fonts/truetype/freefont")
@@ -44,7 +51,7 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 def render(style: str, label: str, width: int, height: int, rng: random.Random) -> Image.Image:
     """An image of `label` in `style`; `width` 0 sizes it to the label."""
-    return {"plain": _plain, "colour": _colour, "noisy": _noisy}[style](label, width, height, rng)
+    return {"plain": _plain, "colour": _colour, "noisy": _noisy, "varied": _varied}[style](label, width, height, rng)
 
 
 def _fitted_font(path: str, text: str, width: int, height: int, fill: float) -> ImageFont.FreeTypeFont:
@@ -114,3 +121,86 @@ def _noisy(label: str, width: int, height: int, rng: random.Random) -> Image.Ima
     ink = rng.randrange(0, 60)
     _draw_centred(draw, label, font, (width, height), (0.05, 0.08), ink, rng)
     return image.convert("RGB")
+
+
+def _ink(rng: random.Random) -> tuple[int, int, int]:
+    """A colour text is drawn in: mostly near black or dark grey, sometimes a dark or vivid colour."""
+    if rng.random() < 0.6:
+        level = rng.randrange(0, 100)
+        return level, level, level
+    rgb = colorsys.hls_to_rgb(rng.random(), rng.uniform(0.15, 0.5), rng.uniform(0.4, 1.0))
+    return tuple(int(255 * c) for c in rgb)
+
+
+def _background(width: int, height: int, rng: random.Random, noise: np.random.Generator) -> Image.Image:
+    """White, a flat light colour, a light gradient or light speckle."""
+    kind = rng.choice(("white", "flat", "gradient", "gradient", "speckle"))
+    if kind == "white":
+        return Image.new("RGB", (width, height), "white")
+    light = [tuple(rng.randrange(170, 256) for _ in range(3)) for _ in range(2)]
+    if kind == "flat":
+        return Image.new("RGB", (width, height), light[0])
+    if kind == "speckle":
+        pixels = noise.integers(150, 256, (height, width, 1)).repeat(3, axis=2)
+        return Image.fromarray(pixels.astype(np.uint8), "RGB")
+    along = np.linspace(0, 1, width if rng.random() < 0.7 else height)
+    ramp = np.outer(along, np.subtract(light[1], light[0])) + light[0]
+    pixels = np.broadcast_to(ramp[None], (height, width, 3)) if len(along) == width else \
+        np.broadcast_to(ramp[:, None], (height, width, 3))
+    return Image.fromarray(pixels.astype(np.uint8), "RGB")
+
+
+def _wave(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The image's columns shifted up and down along a sine wave."""
+    pixels = np.asarray(image)
+    amplitude, period, phase = rng.uniform(1, 0.08 * image.height), rng.uniform(30, 120), rng.uniform(0, 2 * math.pi)
+    out = np.empty_like(pixels)
+    for x in range(image.width):
+        out[:, x] = np.roll(pixels[:, x], int(round(amplitude * math.sin(2 * math.pi * x / period + phase))), axis=0)
+    return Image.fromarray(out, image.mode)
+
+
+def _varied(label: str, width: int, height: int, rng: random.Random) -> Image.Image:
+    noise = np.random.default_rng(rng.getrandbits(32))
+    height = int(height * rng.uniform(0.75, 1.3))  # the size varies too: the model sees every input resized
+    path, size = rng.choice(font_files()), int(height * rng.uniform(0.5, 0.8))
+    ink, many_inks = _ink(rng), rng.random() < 0.25
+    turn = rng.choice((3, 12, 25))
+    glyphs = []
+    for char in label:
+        font = _font(path, max(8, int(size * rng.uniform(0.9, 1.1))))
+        left, top, right, bottom = font.getbbox(char)
+        glyph = Image.new("RGBA", (right - left + 6, bottom - top + 6), (0, 0, 0, 0))
+        ImageDraw.Draw(glyph).text((3 - left, 3 - top), char, font=font,
+                                   fill=(_ink(rng) if many_inks else ink) + (255,))
+        glyphs.append(glyph.rotate(rng.uniform(-turn, turn), resample=Image.BICUBIC, expand=True))
+    # From crowded (characters touching, a quarter overlapping) to spread apart.
+    spacing = rng.uniform(-0.25, 0.45)
+    gaps = [int(g.width * (spacing + rng.uniform(-0.08, 0.08))) for g in glyphs]
+    margin = int(height * rng.uniform(0.1, 0.4))
+    natural = 2 * margin + sum(g.width for g in glyphs) + sum(gaps[:-1])
+    image = _background(max(natural, 1), height, rng, noise).convert("RGBA")
+    x = margin
+    for glyph, gap in zip(glyphs, gaps):
+        y = (height - glyph.height) // 2 + int(rng.uniform(-0.12, 0.12) * height)
+        image.alpha_composite(glyph, (max(0, x), max(0, min(height - glyph.height, y))))
+        x += glyph.width + gap
+    image = image.convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):  # lines or curves through the text
+        colour = ink if rng.random() < 0.6 else _ink(rng)
+        points = [(int(image.width * t), int(height * (0.5 + rng.uniform(-0.3, 0.3))))
+                  for t in np.linspace(rng.uniform(0, 0.2), rng.uniform(0.8, 1), rng.choice((2, 3, 5)))]
+        draw.line(points, fill=colour, width=rng.choice((1, 1, 2, 3, 4)), joint="curve")
+    if rng.random() < 0.3:
+        for _ in range(int(image.width * height * rng.uniform(0.005, 0.03))):
+            x, y, r = rng.randrange(image.width), rng.randrange(height), rng.choice((0, 1, 1, 2))
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=ink if rng.random() < 0.5 else _ink(rng))
+    if rng.random() < 0.3:
+        image = _wave(image, rng)
+    if rng.random() < 0.4:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.3)))
+    if rng.random() < 0.3:
+        grain = noise.normal(0, rng.uniform(5, 25), (height, image.width, 1))
+        image = Image.fromarray(np.clip(np.asarray(image) + grain, 0, 255).astype(np.uint8), "RGB")
+    return image.resize((width, image.height), Image.BICUBIC) if width else image

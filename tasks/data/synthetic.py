@@ -2,8 +2,9 @@
 
 Spec: `synthetic://?count=4000&length=4&alphabet=0123456789&width=160&height=60&seed=0`; `length` may
 be a range (`4-6`); `style` is `captcha` (default: the `captcha` package's distorted text on noise)
-or one drawn with fonts (`plain`, `colour`, `noisy`: see tasks.data.captcha_styles), where `width=0`
-sizes each image to its label; `mode` is `rgb` (default), `grey` or `rgba` (transparent background)
+or one drawn with fonts (`plain`, `colour`, `noisy`, `varied`: see tasks.data.captcha_styles), where
+`width=0` sizes each image to its label; `mixed` draws each image in one of all of these, mostly
+`varied` (MIXED_STYLES); `mode` is `rgb` (default), `grey` or `rgba` (transparent background)
 and `format` `png` (default) or `jpeg`. The same spec always gives the same images on one machine,
 so ingesting it twice stores nothing new.
 """
@@ -23,7 +24,9 @@ from tasks.data.captcha_styles import render
 from tasks.data.parallel import bounded_map
 
 MAX_COUNT = 10_000_000
-STYLES = ("captcha", "plain", "colour", "noisy")
+STYLES = ("captcha", "plain", "colour", "noisy", "varied", "mixed")
+# What share of a `mixed` spec's images each style draws.
+MIXED_STYLES = {"varied": 0.6, "captcha": 0.2, "noisy": 0.1, "plain": 0.05, "colour": 0.05}
 
 
 class SyntheticSpecError(ValueError):
@@ -118,11 +121,15 @@ def _render(args: tuple[SyntheticSpec, int]) -> tuple[str, bytes]:
     rng = random.Random(spec.seed * 1_000_003 + index)
     length = rng.randint(spec.min_length, spec.max_length)
     label = "".join(rng.choice(spec.alphabet) for _ in range(length))
-    if spec.style == "captcha":
+    style = spec.style
+    if style == "mixed":
+        style = rng.choices(list(MIXED_STYLES), weights=list(MIXED_STYLES.values()))[0]
+    if style == "captcha":
         captcha.image.secrets = _SeededSecrets(rng.getrandbits(64))
-        image = captcha.image.ImageCaptcha(width=spec.width, height=spec.height).generate_image(label)
+        width = spec.width or int(spec.height * (0.45 * length + 0.5))
+        image = captcha.image.ImageCaptcha(width=width, height=spec.height).generate_image(label)
     else:
-        image = render(spec.style, label, spec.width, spec.height, rng)
+        image = render(style, label, spec.width, spec.height, rng)
     if image.mode == "RGBA" and spec.mode != "rgba":
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
     if spec.mode == "grey":

@@ -2,8 +2,10 @@
 
 A nightly run starts from the champion's weights (a warm start) when the champion was trained with a
 compatible setup: the same architecture, input size, preprocessing, alphabet and label length, so
-the same network and head; it then fine-tunes. Anything else starts from scratch, and the log and
-the model card say why.
+the same network and head; it then fine-tunes. Otherwise a run with a `base` (tasks.registry.bases)
+starts from the base's weights: every layer that fits, and an output head of its own alphabet whose
+rows for the characters the base knows are the base's. Anything else starts from scratch, and the log
+and the model card say why.
 """
 from __future__ import annotations
 
@@ -37,12 +39,23 @@ def warm_start_parent(store, meta: dict, enabled: bool) -> tuple[dict | None, st
     return champion, f"the champion {champion['version']} was trained with the same setup"
 
 
-def transfer_weights(model, source, all_or_nothing: bool = False) -> tuple[int, list[str]]:
+def _weighted_layers(model) -> list:
+    """The layers with weights that a transfer pairs, in order. A dropout switch is left out: whether
+    dropout is on is this run's choice, from its own training set's size."""
+    from tasks.modelling.dropout import SwitchedDropout
+
+    return [layer for layer in model.layers if layer.weights and not isinstance(layer, SwitchedDropout)]
+
+
+def transfer_weights(model, source, all_or_nothing: bool = False,
+                     alphabets: tuple[str, str] | None = None) -> tuple[int, list[str]]:
     """Copy into `model` the weights of `source`, layer by layer in order, where a layer is of the same
     kind with weights of the same shapes; (layers copied, names of the layers with weights left as
-    built). With `all_or_nothing`, nothing is copied unless every layer fits."""
-    mine = [layer for layer in model.layers if layer.weights]
-    theirs = [layer for layer in source.layers if layer.weights]
+    built). With `all_or_nothing`, nothing is copied unless every layer fits. With `alphabets`
+    (source's, model's) given and different, the output head (the `logits` layer, a class per
+    character after class 0) gets the source's rows for class 0 and every character both know,
+    and keeps its own for the others: it is reported as kept, with those characters."""
+    mine, theirs = _weighted_layers(model), _weighted_layers(source)
     pairs = [(layer, theirs[i] if i < len(theirs) else None) for i, layer in enumerate(mine)]
     fitting = [(layer, other) for layer, other in pairs if other is not None and type(other) is type(layer)
                and [w.shape for w in other.weights] == [w.shape for w in layer.weights]]
@@ -53,4 +66,23 @@ def transfer_weights(model, source, all_or_nothing: bool = False) -> tuple[int, 
         return 0, kept
     for layer, other in fitting:
         layer.set_weights(other.get_weights())
+    if alphabets and alphabets[0] != alphabets[1]:
+        head = dict(pairs).get(model.get_layer("logits")) if "logits" in kept else None
+        if head is not None and head.name == "logits":
+            new = _map_head(model.get_layer("logits"), head, *alphabets)
+            kept[kept.index("logits")] = f"logits (new rows for {new!r})" if new else "logits (rows by character)"
     return len(fitting), kept
+
+
+def _map_head(layer, source, source_alphabet: str, alphabet: str) -> str:
+    """Give the output head `layer` the rows of `source`'s for class 0 and every character of
+    `alphabet` that `source_alphabet` holds; return the characters it has no row for."""
+    kernel, bias = (w.copy() for w in layer.get_weights())
+    their_kernel, their_bias = source.get_weights()
+    if kernel.shape[:-1] != their_kernel.shape[:-1]:
+        return alphabet
+    rows = [(0, 0)] + [(alphabet.index(c) + 1, source_alphabet.index(c) + 1) for c in alphabet if c in source_alphabet]
+    for mine, theirs in rows:
+        kernel[..., mine], bias[mine] = their_kernel[..., theirs], their_bias[theirs]
+    layer.set_weights([kernel, bias])
+    return "".join(c for c in alphabet if c not in source_alphabet)

@@ -53,6 +53,7 @@ class PipelineConfig:
     seed: int = 0
     force: bool = False
     warm_start: bool = True  # start from the champion's weights where its setup is the same (fine-tuning)
+    base: str = ""  # else start from this base model's weights (tasks.registry.bases): a version, or latest
     approval: bool = False  # a model that passes the gate waits for a person's Approve (tasks.approve)
     approval_hours: float = 24.0  # then the champion stays; a waiting run holds the next night's
 
@@ -100,6 +101,9 @@ class PipelineConfig:
         for name in ("force", "approval", "warm_start"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.base, str) or not re.fullmatch(r"(|[A-Za-z0-9][A-Za-z0-9._-]{0,200})", self.base):
+            raise ConfigError(f"base {self.base!r} must be empty (no base), latest or the version of a published base "
+                              "(python -m tasks.registry bases)")
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) != len(self.alphabet):
             raise ConfigError(f"alphabet {self.alphabet!r} must be a string of distinct characters (or empty)")
         if any(not c.isprintable() or c.isspace() for c in self.alphabet):

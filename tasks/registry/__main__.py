@@ -5,6 +5,7 @@
     python -m tasks.registry [--store URI] promote VERSION --why TEXT [--who NAME]
     python -m tasks.registry [--store URI] rollback --why TEXT [--who NAME]
     python -m tasks.registry [--store URI] gc --keep N [--unfinished] [--dry-run]
+    python -m tasks.registry [--store URI] bases
 
 The store is `--store`, else CAPTCHA_STORE, else the project's store/ folder; S3 credentials and
 endpoint come from the standard AWS environment variables. `promote` and `rollback` move
@@ -18,6 +19,7 @@ import json
 import sys
 import time
 
+from tasks.registry.bases import LATEST_BASE, list_bases
 from tasks.registry.cleanup import apply_cleanup, plan_cleanup
 from tasks.registry.promotion import move_latest
 from tasks.registry.versions import list_versions, read_champion, read_history, read_version, version_prefix
@@ -80,6 +82,17 @@ def rollback(store, why: str, who: str) -> dict:
     return promote(store, moves[-1]["from"], why, who, action="rollback")
 
 
+def base_table(records: list[dict], latest: str | None) -> str:
+    """One line per base model, newest first."""
+    lines = ["  base | created (UTC) | synthetic test captchas read | epochs, training | alphabet"]
+    for r in reversed(records):
+        lines.append(f"{'*' if r['version'] == latest else ' '} {r['version']} | "
+                     f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(r['created_at']))} | "
+                     f"{100 * r['full_accuracy']:.1f}% of {r['test_images']} | {r['epochs']}, "
+                     f"{r['train_s'] / 60:.1f} min | {len(r['alphabet'])} characters")
+    return "\n".join(lines + ["(* bases/latest.json: what base=latest starts from)"])
+
+
 def main(argv: list[str] | None = None) -> int:
     from tasks.pipeline.config import default_store_uri
 
@@ -95,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("version")
         command.add_argument("--why", required=True, help="the reason, for the audit log")
         command.add_argument("--who", default=getpass.getuser(), help="who decides (default: this user)")
+    commands.add_parser("bases", help="the base models runs can start from (the base setting), newest first")
     gc = commands.add_parser("gc", help="remove old versions, runs and shard sets")
     gc.add_argument("--keep", type=int, required=True, help="versions and runs to keep, newest first")
     gc.add_argument("--unfinished", action="store_true",
@@ -112,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             decisions = [d for d in read_history(store) if args.version in (d["candidate"], d["from"])]
             print(json.dumps({"record": record, "folder": store.url(version_prefix(args.version).rstrip("/")),
                               "decisions": decisions}, indent=2, sort_keys=True))
+        elif args.command == "bases":
+            latest = store.get_json(LATEST_BASE)["version"] if store.exists(LATEST_BASE) else None
+            print(base_table(list_bases(store), latest))
         elif args.command in ("promote", "rollback"):
             moved = (promote(store, args.version, args.why, args.who) if args.command == "promote"
                      else rollback(store, args.why, args.who))

@@ -51,4 +51,6 @@ def _parent(parent: dict | None) -> str:
         return "not recorded"
     if parent.get("version"):
         return f"the champion {parent['version']}, fine-tuned ({parent['why']})"
+    if parent.get("base"):
+        return f"the base {parent['base']} ({parent['why']})"
     return f"scratch ({parent['why']})"

@@ -88,6 +88,24 @@ def test_the_colour_style_sizes_each_image_to_its_label():
     assert all(120 <= w <= 800 for ws in widths.values() for w in ws)
 
 
+def test_the_mixed_style_draws_every_image_its_own_way_and_the_same_way_again():
+    import io
+
+    from PIL import Image
+
+    spec = SyntheticSpec.parse("synthetic://?count=40&style=mixed&width=0&height=60&length=3-8&alphabet=abcXYZ123")
+    images = list(generate(spec, workers=1))
+    assert images == list(generate(spec, workers=1))  # reproducible
+    sizes, inks = set(), set()
+    for name, data in images:
+        image = Image.open(io.BytesIO(data)).convert("L")
+        assert min(image.getextrema()) < 200  # something is drawn on it
+        sizes.add(image.size)
+        inks.add(min(image.getextrema()))
+    assert len({h for _, h in sizes}) > 5 and len({w for w, _ in sizes}) > 20  # sizes vary, not only with length
+    assert len(inks) > 10
+
+
 def test_width_0_is_for_the_font_styles_only():
     with pytest.raises(SyntheticSpecError, match="0: sized to the label"):
         SyntheticSpec.parse("synthetic://?width=0")
