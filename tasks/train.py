@@ -177,7 +177,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                 model = architecture.build(index["height"], index["width"], index["max_length"],
                                            index["num_classes"], index["counts"]["train"])
                 state["parent"] = _start_from_parent(store, model, meta, cfg, workdir)
-        fine_tuning = bool((state.get("parent") or {}).get("version"))
+        parent = state.get("parent") or {}
+        start = "fine-tuning" if parent.get("version") else "from a base" if parent.get("base") else "from scratch"
         initial_epoch = state["epoch"]
         while True:
             out_of_time = cfg.max_train_minutes and time.monotonic() >= clock_started + 60 * cfg.max_train_minutes
@@ -190,7 +191,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             watch = stall_watch(patience_before(model, architecture.name, state["course"], label_lengths,
                                                 cfg.stall_epochs))
             schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights,
-                                         fine_tuning=fine_tuning and not state["course"])
+                                         start="from scratch" if state["course"] else start)
             callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), dropout_switch(), watch,
                          _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
             with native_noise_filtered():

@@ -31,24 +31,28 @@ def reads(logs: dict | None, threshold: float) -> bool:
 # A warm start (tasks.modelling.warm_start) fine-tunes a model that reads already: a lower learning rate,
 # and patiences (halving, stopping) that fit a few epochs. docs/decisions.md#fine-tuning.
 FINE_TUNING_RATE = 3e-4
-PATIENCE = {"from scratch": (5, 20), "fine-tuning": (1, 3)}
+# A start from a base model reads from its first epoch on a new style, often from a few hundred
+# captchas: its patiences count from there, on a small and noisy validation split, so they are
+# longer. docs/decisions.md#base-model.
+PATIENCE = {"from scratch": (5, 20), "fine-tuning": (1, 3), "from a base": (10, 30)}
 
 # The counters and best values of Keras' ReduceLROnPlateau and EarlyStopping that a resume restores.
 RESUMED_ATTRIBUTES = ("wait", "best", "best_epoch", "cooldown_counter")
 
 
 def training_schedule(max_minutes: float, started: float | None = None, resume: dict | None = None,
-                      best_weights: list | None = None, fine_tuning: bool = False):
+                      best_weights: list | None = None, start: str = "from scratch"):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights), or
-    after 1 and 3 when `fine_tuning`; and training ends after the epoch that passes `max_minutes`
+    after 1 and 3 when `start` is "fine-tuning" (from the champion), or 10 and 30 when it is "from a
+    base"; and training ends after the epoch that passes `max_minutes`
     (0: no limit) from `started` (a time.monotonic() reading; default: when training begins).
     `resume` and `best_weights` are the first callback's `state()` and `best_weights()` when
     training stopped."""
     import keras
 
     # Patiences and factor: docs/decisions.md#training-schedule.
-    halving, stopping = PATIENCE["fine-tuning" if fine_tuning else "from scratch"]
+    halving, stopping = PATIENCE[start]
     return [
         after_first_reading([
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=halving, min_lr=1e-5),

@@ -45,6 +45,15 @@ def test_a_base_is_published_as_a_base_and_named_latest(base_store):
     assert not list(store.list(WORK))  # and the work store is cleared
 
 
+def test_the_registry_lists_the_bases(base_store, capsys):
+    from tasks.registry.__main__ import main
+
+    store, record = base_store
+    assert main(["--store", store.uri, "bases"]) == 0
+    listed = capsys.readouterr().out
+    assert f"* {record['version']} |" in listed and f"{len(record['alphabet'])} characters" in listed
+
+
 def test_a_run_on_another_alphabet_starts_from_the_base_with_a_head_of_its_own(base_store, tmp_path):
     store = own_copy(base_store[0], tmp_path)
     version = base_store[1]["version"]
