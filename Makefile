@@ -19,6 +19,7 @@ UI_PORT ?= 8080
 
 SOURCE ?=
 STORE ?=
+BASE ?=
 
 COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
 
@@ -48,13 +49,15 @@ airflow-db: venv
 	@$(AIRFLOW) db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
 
 # Runs the whole DAG once with `airflow dags test`, then prints where the model and plots are.
-# SOURCE=path/to/images (or an archive, s3:// prefix, synthetic:// spec); STORE=file:///... or s3://...
+# SOURCE=path/to/images (or an archive, s3:// prefix, synthetic:// spec); STORE=file:///... or s3://...;
+# BASE=latest (or a base version) starts from a base model (`make base`)
 run: airflow-db
 	@set -euo pipefail; \
 	when=$$(date -u +%Y-%m-%dT%H:%M:%S); \
-	conf=$$($(PY) -c 'import json, os, sys; source, store = sys.argv[1:]; \
+	conf=$$($(PY) -c 'import json, os, sys; source, store, base = sys.argv[1:]; \
 	  conf = {"source": os.path.abspath(source) if os.path.exists(source) else source} if source else {}; \
-	  conf.update({"store": store} if store else {}); print(json.dumps(conf))' "$(SOURCE)" "$(STORE)"); \
+	  conf.update({"store": store} if store else {}); conf.update({"base": base} if base else {}); \
+	  print(json.dumps(conf))' "$(SOURCE)" "$(STORE)" "$(BASE)"); \
 	store="$(STORE)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.pipeline.config import default_store_uri; print(default_store_uri())'); \
 	echo "captcha_training: run $$when, conf $$conf"; \
 	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \

@@ -44,8 +44,9 @@ def training_schedule(max_minutes: float, started: float | None = None, resume: 
                       best_weights: list | None = None, start: str = "from scratch"):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights), or
-    after 1 and 3 when `start` is "fine-tuning" (from the champion), or 10 and 30 when it is "from a
-    base"; and training ends after the epoch that passes `max_minutes`
+    after 1 and 3 when `start` is "fine-tuning" (from the champion), or after 10 and 30 epochs
+    without reading more validation captchas (`validation_score`) when it is "from a base"; and
+    training ends after the epoch that passes `max_minutes`
     (0: no limit) from `started` (a time.monotonic() reading; default: when training begins).
     `resume` and `best_weights` are the first callback's `state()` and `best_weights()` when
     training stopped."""
@@ -53,13 +54,31 @@ def training_schedule(max_minutes: float, started: float | None = None, resume: 
 
     # Patiences and factor: docs/decisions.md#training-schedule.
     halving, stopping = PATIENCE[start]
+    # From a base, the validation loss is lowest epochs before the most captchas are read
+    # (docs/decisions.md#base-model): the best epoch is the one that reads the most.
+    scored = start == "from a base"
+    monitor, mode = ("val_score", "max") if scored else ("val_loss", "min")
     return [
         after_first_reading([
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=halving, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True),
+            *([validation_score()] if scored else []),
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=halving, min_lr=1e-5),
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=stopping, restore_best_weights=True),
         ], threshold=READING, resume=resume, best_weights=best_weights),
         time_limit(max_minutes, started),
     ]
+
+
+def validation_score():
+    """A callback that adds `val_score` to an epoch's logs, for the callbacks after it: the share of
+    validation captchas read (`val_accuracy`), ties broken by the lower validation loss."""
+    import keras
+
+    class ValidationScore(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and "val_accuracy" in logs and "val_loss" in logs:
+                logs["val_score"] = float(logs["val_accuracy"]) - float(logs["val_loss"]) / 1000
+
+    return ValidationScore()
 
 
 def after_first_reading(callbacks: list, threshold: float = READING, resume: dict | None = None,

@@ -81,3 +81,15 @@ def test_a_resumed_schedule_goes_on_where_it_stopped(model):
     assert all((a == b).all() for a, b in zip(stopping.best_weights, best))
     resumed.on_epoch_end(7, dict(flat[0]))  # the fifth epoch without a better loss, counted across the stop
     assert learning_rate(model) == pytest.approx(5e-4)
+
+
+def test_a_start_from_a_base_keeps_the_epoch_that_reads_the_most_validation_captchas(model):
+    schedule = training_schedule(max_minutes=0, start="from a base")[0]
+    # The loss is lowest at epoch 2; epoch 5 reads more, and epoch 6 reads as many with a lower loss.
+    epochs = [{"val_loss": 0.20, "val_accuracy": 0.90}, {"val_loss": 0.14, "val_accuracy": 0.92},
+              {"val_loss": 0.17, "val_accuracy": 0.93}, {"val_loss": 0.16, "val_accuracy": 0.93},
+              {"val_loss": 0.16, "val_accuracy": 0.97}, {"val_loss": 0.15, "val_accuracy": 0.97}]
+    epochs += [{"val_loss": 0.13, "val_accuracy": 0.95}] * 30
+    stopped_at = run_epochs(schedule, model, [{"accuracy": 0.9, **e} for e in epochs])
+    assert stopped_at == 5 + 30  # patience 30 counted from the best epoch, the 6th (index 5)
+    assert [c.best_epoch for c in schedule.inner if hasattr(c, "best_weights")] == [5]
