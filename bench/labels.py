@@ -121,6 +121,12 @@ def plot(rows: list[dict], path: Path) -> None:
                 axis.plot([r["labels"] for r in runs], [100 * r["full_accuracy"] for r in runs], style,
                           label="from the base" if start == "base" else "cold start")
         axis.set_xscale("log")
+        ticks = []
+        for size in sorted({r["labels"] for r in rows if r["data"] == name}):
+            ticks = ticks[:-1] if ticks and size < 1.2 * ticks[-1] else ticks  # "all" over a close size
+            ticks.append(size)
+        axis.set_xticks(ticks, [str(size) for size in ticks], fontsize=8)
+        axis.minorticks_off()
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("labelled captchas")
         axis.set_ylim(0, 100)
