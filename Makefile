@@ -19,6 +19,8 @@ UI_PORT ?= 8080
 
 SOURCE ?=
 STORE ?=
+# A folder given as STORE is the store file://<its absolute path>.
+STORE_URI = $(if $(STORE),$(if $(findstring ://,$(STORE)),$(STORE),file://$(abspath $(STORE))))
 BASE ?=
 
 COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
@@ -49,7 +51,7 @@ airflow-db: venv
 	@$(AIRFLOW) db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
 
 # Runs the whole DAG once with `airflow dags test`, then prints where the model and plots are.
-# SOURCE=path/to/images (or an archive, s3:// prefix, synthetic:// spec); STORE=file:///... or s3://...;
+# SOURCE=path/to/images (or an archive, s3:// prefix, synthetic:// spec); STORE=a folder, file:///... or s3://...;
 # BASE=latest (or a base version) starts from a base model (`make base`)
 run: airflow-db
 	@set -euo pipefail; \
@@ -57,8 +59,8 @@ run: airflow-db
 	conf=$$($(PY) -c 'import json, os, sys; source, store, base = sys.argv[1:]; \
 	  conf = {"source": os.path.abspath(source) if os.path.exists(source) else source} if source else {}; \
 	  conf.update({"store": store} if store else {}); conf.update({"base": base} if base else {}); \
-	  print(json.dumps(conf))' "$(SOURCE)" "$(STORE)" "$(BASE)"); \
-	store="$(STORE)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.pipeline.config import default_store_uri; print(default_store_uri())'); \
+	  print(json.dumps(conf))' "$(SOURCE)" "$(STORE_URI)" "$(BASE)"); \
+	store="$(STORE_URI)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.pipeline.config import default_store_uri; print(default_store_uri())'); \
 	echo "captcha_training: run $$when, conf $$conf"; \
 	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \
 	echo; $(PY) -m tasks.reporting.run_report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
@@ -72,9 +74,9 @@ base: airflow-db
 	@set -euo pipefail; \
 	conf=$$($(PY) -c 'import json, sys; images, minutes, store = sys.argv[1:]; \
 	  print(json.dumps({"images": int(images), "max_train_minutes": float(minutes), **({"store": store} if store else {})}))' \
-	  "$(BASE_IMAGES)" "$(BASE_MINUTES)" "$(STORE)"); \
+	  "$(BASE_IMAGES)" "$(BASE_MINUTES)" "$(STORE_URI)"); \
 	$(AIRFLOW) dags test captcha_base_model "$$(date -u +%Y-%m-%dT%H:%M:%S)" -c "$$conf"; \
-	$(PY) -m tasks.registry $(if $(STORE),--store $(STORE)) bases
+	$(PY) -m tasks.registry $(if $(STORE),--store $(STORE_URI)) bases
 
 test: venv browser
 	$(PY) -m pytest

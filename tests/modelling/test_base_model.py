@@ -54,6 +54,26 @@ def test_the_registry_lists_the_bases(base_store, capsys):
     assert f"* {record['version']} |" in listed and f"{len(record['alphabet'])} characters" in listed
 
 
+def test_make_base_takes_a_folder_as_the_store(base_store):
+    """`make base STORE=some/folder` runs the DAG on file://<the folder> and lists the bases there."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store, record = base_store
+    root = Path(__file__).resolve().parents[2]
+    made = subprocess.run(["make", "-s", "-o", "airflow-db", "-o", "venv", "base", "AIRFLOW=echo airflow",
+                           f"PY={sys.executable}", f"STORE={os.path.relpath(store.root, root)}"],
+                          cwd=root, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    dag_line = next(line for line in made.stdout.splitlines() if line.startswith("airflow dags test"))
+    assert dag_line.split()[3] == "captcha_base_model"
+    assert json.loads(dag_line.split(" -c ", 1)[1])["store"] == store.uri
+    assert f"* {record['version']} |" in made.stdout
+
+
 def test_a_run_on_another_alphabet_starts_from_the_base_with_a_head_of_its_own(base_store, tmp_path):
     store = own_copy(base_store[0], tmp_path)
     version = base_store[1]["version"]
