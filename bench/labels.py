@@ -3,7 +3,7 @@ trained from scratch (cold) and from a base model made here (tasks.registry.base
 
     python -m bench.labels --base-store /path/to/store [--real ../shared/datasets/wilhelmy_v2]
                            [--styles NAME ...] [--sizes 100 200 400 800 0] [--seed 0] [--minutes 9]
-                           [--plot docs/label_curves.png]
+                           [--plot docs/label_curves.png] [--rows earlier.jsonl]
 
 `--base-store` is a local store holding a published base (the captcha_base_model DAG, `make base`;
 its latest is used), or `--build-base` makes one first as the DAG does (`--base-images`,
@@ -13,7 +13,8 @@ held-out set is bench.accuracy's (files sorted by the MD5 of their name, the las
 tutorial's 1040); the training captchas come from the rest in one fixed random order, so each size's
 set holds the smaller ones (0: all of them), and 10% of them by content hash is the validation split.
 Every run goes through the pipeline's stages with its default settings in a store of its own.
-Prints one JSON line per run, then a Markdown table, and draws the curves.
+Prints one JSON line per run, then a Markdown table, and draws the curves; `--rows` adds the runs of
+an earlier invocation (its JSON lines) to both, so a changed start can be rerun alone.
 """
 from __future__ import annotations
 
@@ -78,6 +79,12 @@ def run_one(data_name: str, files: list[Path], holdout_files: list[Path], base_s
     figures = train_and_score(cfg, store, assign_split)
     return {"data": data_name, "labels": len(files), "start": "base" if base else "cold", "base": base or None,
             "seed": seed, **figures}
+
+
+def earlier_rows(path: Path) -> list[dict]:
+    """The runs among the JSON lines an earlier invocation printed."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return [r for r in lines if "start" in r]
 
 
 def table(rows: list[dict]) -> str:
@@ -152,10 +159,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=None, help="training time limit (default: the pipeline's)")
     parser.add_argument("--plot", type=Path, help="where to draw the curves (PNG)")
+    parser.add_argument("--rows", type=Path, help="JSON lines of earlier runs, as printed, for the table and plot")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    rows = []
+    rows = earlier_rows(args.rows) if args.rows else []
     with tempfile.TemporaryDirectory(prefix="bench-labels-") as tmp:
         tmp = Path(tmp)
         if args.build_base:  # what the captcha_base_model DAG does

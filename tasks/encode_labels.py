@@ -9,7 +9,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from tasks.data.input_size import AspectRatios, choose_input_size
+from tasks.data.input_size import AspectRatios, choose_input_size, keep_earlier_width
 from tasks.data.labels import SPLITS, Alphabet, LabelError, split_of
 from tasks.pipeline.records import read_stage_result, write_stage_result
 
@@ -52,6 +52,8 @@ def encode_labels(cfg, store, assign_split=None) -> dict:
         if not store.exists(encoded_key):
             store.upload_file(local, encoded_key)
     size = choose_input_size(aspects, max(lengths), cfg.height, cfg.width)
+    if not cfg.width and cfg.warm_start:
+        size = _champion_width(store, size, max(lengths))
     log.info("encode_labels: %d images, alphabet %r, input %dx%d (%s), preprocessing %s", sum(counts.values()),
              alphabet.chars, size["height"], size["width"], size["reason"], cfg.preprocessing)
     return write_stage_result(store, cfg.run_key, "encode_labels", {
@@ -61,3 +63,11 @@ def encode_labels(cfg, store, assign_split=None) -> dict:
         "height": size["height"], "width": size["width"], "input_size": size["reason"],
         "preprocessing": cfg.preprocessing,
     })
+
+
+def _champion_width(store, size: dict, max_length: int) -> dict:
+    """`size` with the champion's width where it is close to the chosen one, so tonight can start warm."""
+    from tasks.modelling.warm_start import champion_metadata
+
+    champion, theirs, _ = champion_metadata(store)
+    return keep_earlier_width(size, theirs, max_length, f"the champion {champion['version']}") if theirs else size

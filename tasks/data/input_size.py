@@ -18,6 +18,9 @@ PREPROCESSING_METHODS = ("ink", "grey")
 DEFAULT_HEIGHT = 50
 MAX_WIDTH = 1024
 ASPECT_QUANTILE = 0.9
+COLUMNS_PER_CHARACTER = 8
+# An earlier model's width this close to the chosen one is kept (keep_earlier_width).
+WIDTH_TOLERANCE = 0.15
 
 
 class AspectRatios:
@@ -47,7 +50,7 @@ def choose_input_size(aspects: AspectRatios, max_length: int, height: int = 0, w
     if width:
         return {"height": height, "width": width, "reason": "set by the user"}
     aspect = aspects.quantile(ASPECT_QUANTILE)
-    needed = 8 * max_length
+    needed = COLUMNS_PER_CHARACTER * max_length
     chosen = min(MAX_WIDTH, max(needed, 8 * math.ceil(height * aspect / 8)))
     columns = math.ceil(height * aspect)
     reason = (f"width from the images' shapes: 90% are at most {aspect:.2f} times as wide as high, "
@@ -57,3 +60,16 @@ def choose_input_size(aspects: AspectRatios, max_length: int, height: int = 0, w
     elif chosen == MAX_WIDTH:
         reason += f", capped at {MAX_WIDTH}"
     return {"height": height, "width": chosen, "reason": reason}
+
+
+def keep_earlier_width(size: dict, earlier: dict, max_length: int, whose: str) -> dict:
+    """`size` (chosen from the images) with the width of an earlier model's input `earlier`
+    ({"height", "width"}, `whose` it is) where its height is the same, it holds the longest label and
+    it is within WIDTH_TOLERANCE of the chosen width: a warm start needs the same input size, and a
+    few columns either way change the images' scale little (docs/decisions.md#input-size)."""
+    width, chosen = earlier.get("width") or 0, size["width"]
+    if (earlier.get("height") != size["height"] or width == chosen or width > MAX_WIDTH
+            or width < COLUMNS_PER_CHARACTER * max_length or abs(width - chosen) > WIDTH_TOLERANCE * chosen):
+        return size
+    return {**size, "width": width,
+            "reason": f"{whose}'s width, kept for a warm start (the images would choose {chosen}: {size['reason']})"}

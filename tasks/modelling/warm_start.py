@@ -20,23 +20,31 @@ COMPATIBLE = ("arch", "height", "width", "preprocessing", "alphabet", "max_lengt
 def warm_start_parent(store, meta: dict, enabled: bool) -> tuple[dict | None, str]:
     """(the champion to start from, as models/latest.json names it, or None; why) for a run whose
     model is described by `meta` (tasks.train.model_metadata)."""
-    from tasks.registry.versions import read_champion
-    from tasks.store import MissingObjectError
-
     if not enabled:
         return None, "warm_start is off"
-    champion, _ = read_champion(store)
-    if champion is None:
-        return None, "there is no champion yet"
-    try:
-        theirs = store.get_json(f"{champion['folder']}model.json")
-    except MissingObjectError:
-        return None, f"the champion {champion['version']} has no model.json"
+    champion, theirs, why = champion_metadata(store)
+    if theirs is None:
+        return None, why
     differs = [f"{key} {theirs.get(key)!r} (this run: {meta.get(key)!r})" for key in COMPATIBLE
                if theirs.get(key) != meta.get(key)]
     if differs:
         return None, f"the champion {champion['version']} was trained with another setup: {'; '.join(differs)}"
     return champion, f"the champion {champion['version']} was trained with the same setup"
+
+
+def champion_metadata(store) -> tuple[dict | None, dict | None, str]:
+    """(the champion as models/latest.json names it, its model.json, ""), or with None where there is
+    no champion or it has no model.json, and why."""
+    from tasks.registry.versions import read_champion
+    from tasks.store import MissingObjectError
+
+    champion, _ = read_champion(store)
+    if champion is None:
+        return None, None, "there is no champion yet"
+    try:
+        return champion, store.get_json(f"{champion['folder']}model.json"), ""
+    except MissingObjectError:
+        return champion, None, f"the champion {champion['version']} has no model.json"
 
 
 def _weighted_layers(model) -> list:
