@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import make_config
-from tasks.data.input_size import AspectRatios, choose_input_size
+from tasks.data.input_size import AspectRatios, choose_input_size, keep_earlier_width
 from tasks.encode_labels import encode_labels
 from tasks.ingest import ingest
 from tasks.store import LocalStore
@@ -51,3 +51,14 @@ def test_encode_labels_chooses_and_records_the_size_for_three_shapes(tmp_path):
             assert encoded["width"] == width, encoded["input_size"]
         else:  # images 80 high and about 5 to 8 times as wide
             assert 250 <= encoded["width"] <= 450 and "90% are at most" in encoded["input_size"]
+
+
+def test_an_earlier_width_is_kept_only_when_close_of_the_same_height_and_long_enough():
+    chosen = {"height": 50, "width": 200, "reason": "from the images"}
+    kept = keep_earlier_width(chosen, {"height": 50, "width": 224}, 5, "the champion v1")
+    assert kept["width"] == 224 and kept["reason"].startswith("the champion v1's width, kept for a warm start")
+    for earlier, longest in (({"height": 50, "width": 240}, 5),  # 20% wider
+                             ({"height": 40, "width": 208}, 5),  # another height
+                             ({"height": 50, "width": 184}, 24),  # too narrow for 24 characters
+                             ({"height": 50}, 5)):
+        assert keep_earlier_width(chosen, earlier, longest, "the champion v1") == chosen
