@@ -32,9 +32,10 @@ def reads(logs: dict | None, threshold: float) -> bool:
 # and patiences (halving, stopping) that fit a few epochs. docs/decisions.md#fine-tuning.
 FINE_TUNING_RATE = 3e-4
 # A start from a base model reads from its first epoch on a new style, often from a few hundred
-# captchas: its patiences count from there, on a small and noisy validation split, so they are
-# longer. docs/decisions.md#base-model.
-PATIENCE = {"from scratch": (5, 20), "fine-tuning": (1, 3), "from a base": (10, 30)}
+# captchas, whose small validation split it soon reads whole: its learning rate halves when the
+# training loss stops falling, and it stops 30 epochs after reading the most validation captchas.
+# docs/decisions.md#base-model.
+PATIENCE = {"from scratch": (5, 20), "fine-tuning": (1, 3), "from a base": (5, 30)}
 
 # The counters and best values of Keras' ReduceLROnPlateau and EarlyStopping that a resume restores.
 RESUMED_ATTRIBUTES = ("wait", "best", "best_epoch", "cooldown_counter")
@@ -44,9 +45,10 @@ def training_schedule(max_minutes: float, started: float | None = None, resume: 
                       best_weights: list | None = None, start: str = "from scratch"):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights), or
-    after 1 and 3 when `start` is "fine-tuning" (from the champion), or after 10 and 30 epochs
-    without reading more validation captchas (`validation_score`) when it is "from a base"; and
-    training ends after the epoch that passes `max_minutes`
+    after 1 and 3 when `start` is "fine-tuning" (from the champion); when it is "from a base", the
+    learning rate halves after 5 epochs without a lower training loss and training stops after 30
+    without reading more validation captchas (`validation_score`); and training ends after the
+    epoch that passes `max_minutes`
     (0: no limit) from `started` (a time.monotonic() reading; default: when training begins).
     `resume` and `best_weights` are the first callback's `state()` and `best_weights()` when
     training stopped."""
@@ -54,15 +56,19 @@ def training_schedule(max_minutes: float, started: float | None = None, resume: 
 
     # Patiences and factor: docs/decisions.md#training-schedule.
     halving, stopping = PATIENCE[start]
-    # From a base, the validation loss is lowest epochs before the most captchas are read
-    # (docs/decisions.md#base-model): the best epoch is the one that reads the most.
+    # From a base, the validation loss is lowest epochs before the most captchas are read, and a
+    # small validation split is soon read whole while the training captchas are not yet learnt
+    # (docs/decisions.md#base-model): the best epoch is the one that reads the most, and the
+    # learning rate follows the training loss.
     scored = start == "from a base"
-    monitor, mode = ("val_score", "max") if scored else ("val_loss", "min")
+    halve_on, stop_on = (("loss", "min"), ("val_score", "max")) if scored else (("val_loss", "min"),) * 2
     return [
         after_first_reading([
             *([validation_score()] if scored else []),
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=halving, min_lr=1e-5),
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=stopping, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(monitor=halve_on[0], mode=halve_on[1], factor=0.5, patience=halving,
+                                              min_lr=1e-5),
+            keras.callbacks.EarlyStopping(monitor=stop_on[0], mode=stop_on[1], patience=stopping,
+                                          restore_best_weights=True),
         ], threshold=READING, resume=resume, best_weights=best_weights),
         time_limit(max_minutes, started),
     ]

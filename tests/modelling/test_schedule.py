@@ -90,6 +90,19 @@ def test_a_start_from_a_base_keeps_the_epoch_that_reads_the_most_validation_capt
               {"val_loss": 0.17, "val_accuracy": 0.93}, {"val_loss": 0.16, "val_accuracy": 0.93},
               {"val_loss": 0.16, "val_accuracy": 0.97}, {"val_loss": 0.15, "val_accuracy": 0.97}]
     epochs += [{"val_loss": 0.13, "val_accuracy": 0.95}] * 30
-    stopped_at = run_epochs(schedule, model, [{"accuracy": 0.9, **e} for e in epochs])
+    logs = [{"accuracy": 0.9, "loss": 1.0 / (i + 1), **e} for i, e in enumerate(epochs)]  # the training loss falls
+    stopped_at = run_epochs(schedule, model, logs)
     assert stopped_at == 5 + 30  # patience 30 counted from the best epoch, the 6th (index 5)
     assert [c.best_epoch for c in schedule.inner if hasattr(c, "best_weights")] == [5]
+
+
+def test_from_a_base_the_learning_rate_follows_the_training_loss(model):
+    """A small validation split read whole does not halve the learning rate while the training
+    captchas are still being learnt; 5 epochs without a lower training loss do."""
+    schedule = training_schedule(max_minutes=0, start="from a base")[0]
+    read_whole = {"accuracy": 0.9, "val_accuracy": 1.0, "val_loss": 0.01}
+    falling = [{**read_whole, "loss": 1.0 - 0.05 * i} for i in range(12)]
+    run_epochs(schedule, model, falling)
+    assert learning_rate(model) == pytest.approx(1e-3)
+    run_epochs(schedule, model, falling + [{**read_whole, "loss": 0.5}] * 6)
+    assert learning_rate(model) == pytest.approx(5e-4)
