@@ -65,6 +65,11 @@ PARAMS = {
                           title="Epochs to start reading",
                           description="A model that reads nothing after this many epochs changes course (dropout "
                                       "off, a fresh start, the per-position head); 0: never"),
+    "all_read_epochs": Param(DEFAULTS["all_read_epochs"], **param_schema("all_read_epochs"),
+                             title="Epochs with everything read",
+                             description="Training ends once the model has read every validation captcha and "
+                                         "every training captcha it is checked on for this many epochs in a row, "
+                                         "keeping the best epoch; 0: never"),
     "batch_size": Param(DEFAULTS["batch_size"], **param_schema("batch_size"), title="Batch size",
                         description="Images per step on each device"),
     "arch": Param(DEFAULTS["arch"], type="string", enum=architecture_names(), title="Architecture",

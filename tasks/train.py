@@ -191,7 +191,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             watch = stall_watch(patience_before(model, architecture.name, state["course"], label_lengths,
                                                 cfg.stall_epochs))
             schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights,
-                                         start="from scratch" if state["course"] else start)
+                                         start="from scratch" if state["course"] else start,
+                                         all_read_epochs=cfg.all_read_epochs)
             callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), dropout_switch(), watch,
                          _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
             with native_noise_filtered():

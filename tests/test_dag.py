@@ -129,7 +129,7 @@ def test_every_task_has_a_time_limit(dag):
     assert dag.dagrun_timeout >= sum((task.execution_timeout for task in working), wait)
 
 
-NUMBERS = ["epochs", "batch_size", "max_train_minutes", "stall_epochs", "height", "width", "max_label_length",
+NUMBERS = ["epochs", "batch_size", "max_train_minutes", "stall_epochs", "all_read_epochs", "height", "width", "max_label_length",
            "label_length", "seed", "max_refused_fraction", "min_accuracy", "approval_hours"]
 
 

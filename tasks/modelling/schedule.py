@@ -42,13 +42,15 @@ RESUMED_ATTRIBUTES = ("wait", "best", "best_epoch", "cooldown_counter")
 
 
 def training_schedule(max_minutes: float, started: float | None = None, resume: dict | None = None,
-                      best_weights: list | None = None, start: str = "from scratch"):
+                      best_weights: list | None = None, start: str = "from scratch", all_read_epochs: int = 0):
     """The schedule's callbacks: from the first reading on, the learning rate halves after 5 epochs
     without a better validation loss and training stops after 20 (keeping the best weights), or
     after 1 and 3 when `start` is "fine-tuning" (from the champion); when it is "from a base", the
     learning rate halves after 5 epochs without a lower training loss and training stops after 30
-    without reading more validation captchas (`validation_score`); and training ends after the
-    epoch that passes `max_minutes`
+    without reading more validation captchas (`validation_score`); training also stops, keeping the
+    best weights, once every validation and training-probe captcha has been read for
+    `all_read_epochs` epochs in a row (`all_read`; 0: never); and training ends after the epoch
+    that passes `max_minutes`
     (0: no limit) from `started` (a time.monotonic() reading; default: when training begins).
     `resume` and `best_weights` are the first callback's `state()` and `best_weights()` when
     training stopped."""
@@ -69,9 +71,39 @@ def training_schedule(max_minutes: float, started: float | None = None, resume: 
                                               min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor=stop_on[0], mode=stop_on[1], patience=stopping,
                                           restore_best_weights=True),
+            all_read(all_read_epochs),
         ], threshold=READING, resume=resume, best_weights=best_weights),
         time_limit(max_minutes, started),
     ]
+
+
+def reads_everything(logs: dict | None) -> bool:
+    """Whether an epoch's logs show the model reading every captcha of its training probe and of the
+    validation split."""
+    logs = logs or {}
+    return min(logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)) >= 1.0
+
+
+def all_read(epochs: int):
+    """A callback that stops training once the model has read every training-probe and validation
+    captcha (`reads_everything`) for `epochs` epochs in a row (0: never): nothing is left that the
+    data can teach it, and the best weights are kept as at any other stop. Its count (`wait`) is
+    part of the schedule's state."""
+    import keras
+
+    class AllRead(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.wait = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.wait = self.wait + 1 if reads_everything(logs) else 0
+            if epochs and self.wait >= epochs:
+                log.info("every training and validation captcha read for %d epochs in a row: training ends "
+                         "after epoch %d", self.wait, epoch + 1)
+                self.model.stop_training = True
+
+    return AllRead()
 
 
 def validation_score():

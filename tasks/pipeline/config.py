@@ -39,6 +39,7 @@ class PipelineConfig:
     batch_size: int = 16
     max_train_minutes: float = 9.0  # docs/decisions.md#time-cap-and-patience-defaults
     stall_epochs: int = 15  # docs/decisions.md#changing-course
+    all_read_epochs: int = 5  # docs/decisions.md#nothing-left-to-learn
     arch: str = "crnn"
     height: int = 0  # 0: chosen from the images (tasks.data.input_size)
     width: int = 0
@@ -156,6 +157,7 @@ RANGES = {
     "batch_size": ("integer", 1, 65_536, True),
     "max_train_minutes": ("number", 0, 7 * 24 * 60, True),
     "stall_epochs": ("integer", 0, 10_000, True),
+    "all_read_epochs": ("integer", 0, 10_000, True),
     "height": ("integer", 0, 1024, True),  # 0: chosen; else 8 or more (SMALLEST_INPUT)
     "width": ("integer", 0, 4096, True),
     "max_label_length": ("integer", 1, 64, True),

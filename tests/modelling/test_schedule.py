@@ -76,7 +76,7 @@ def test_a_resumed_schedule_goes_on_where_it_stopped(model):
     resumed.set_model(model)
     resumed.set_params({"epochs": 20, "verbose": 0})
     resumed.on_train_begin()
-    plateau, stopping = resumed.inner
+    plateau, stopping, _ = resumed.inner
     assert resumed.reading and (plateau.wait, stopping.wait, stopping.best, stopping.best_epoch) == (4, 4, 1.0, 2)
     assert all((a == b).all() for a, b in zip(stopping.best_weights, best))
     resumed.on_epoch_end(7, dict(flat[0]))  # the fifth epoch without a better loss, counted across the stop
@@ -106,3 +106,34 @@ def test_from_a_base_the_learning_rate_follows_the_training_loss(model):
     assert learning_rate(model) == pytest.approx(1e-3)
     run_epochs(schedule, model, falling + [{**read_whole, "loss": 0.5}] * 6)
     assert learning_rate(model) == pytest.approx(5e-4)
+
+
+def test_training_ends_once_everything_has_been_read_for_a_few_epochs_in_a_row(model):
+    """Every training-probe and validation captcha read 3 epochs in a row ends training (the val loss
+    still falls, so nothing else would stop it), keeping the best epoch; an epoch that misses one
+    captcha starts the count again; 0 never ends it."""
+    falling = [{"loss": 1.0, "val_loss": 1.0 - 0.01 * e} for e in range(30)]
+    read = [0.5, 0.9, 1.0, 1.0, 0.99, 1.0, 1.0, 1.0, 1.0, 1.0]
+    logs = [{**falling[e], "accuracy": 1.0, "val_accuracy": v} for e, v in enumerate(read)]
+    logs[6]["accuracy"] = 0.998  # one training-probe captcha misread: not everything is read
+    schedule = training_schedule(max_minutes=0, all_read_epochs=3)[0]
+    assert run_epochs(schedule, model, logs) == 9
+    assert [c.best_epoch for c in schedule.inner if hasattr(c, "best_weights")] == [9]
+    never = training_schedule(max_minutes=0, all_read_epochs=0)[0]
+    model.stop_training = False
+    assert run_epochs(never, model, [{**falling[e], "accuracy": 1.0, "val_accuracy": 1.0} for e in range(30)]) is None
+
+
+def test_the_count_of_epochs_with_everything_read_survives_a_resume(model):
+    import json
+
+    everything = {"loss": 1.0, "accuracy": 1.0, "val_accuracy": 1.0}
+    first = training_schedule(max_minutes=0, all_read_epochs=4)[0]
+    assert run_epochs(first, model, [{**everything, "val_loss": 1.0 - 0.1 * e} for e in range(3)]) is None
+    saved = json.loads(json.dumps(first.state()))
+    resumed = training_schedule(max_minutes=0, resume=saved, best_weights=first.best_weights(), all_read_epochs=4)[0]
+    resumed.set_model(model)
+    resumed.set_params({"epochs": 20, "verbose": 0})
+    resumed.on_train_begin()
+    resumed.on_epoch_end(3, {**everything, "val_loss": 0.5})
+    assert model.stop_training
