@@ -1,4 +1,5 @@
-# Two commands for a newcomer: `make run` (train on embedded defaults) and `make test`.
+# Two commands for a newcomer: `make run` (train on embedded defaults) and `make test` (the fast tests;
+# `make test-all` runs every test, as CI does).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -25,7 +26,7 @@ BASE ?=
 
 COMPOSE := docker compose -f docker/docker-compose.yaml --env-file $(if $(wildcard docker/.env),docker/.env,docker/.env.example)
 
-.PHONY: venv browser base run test test-distributed test-ui test-containers ui airflow-db up down clean \
+.PHONY: venv browser base run test test-all test-distributed test-ui test-containers ui airflow-db up down clean \
 	images build-gpu-image
 
 $(STAMP): requirements.txt pyproject.toml
@@ -78,18 +79,26 @@ base: airflow-db
 	$(AIRFLOW) dags test captcha_base_model "$$(date -u +%Y-%m-%dT%H:%M:%S)" -c "$$conf"; \
 	$(PY) -m tasks.registry $(if $(STORE),--store $(STORE_URI)) bases
 
-test: venv browser
-	$(PY) -m pytest
+# The fast tier, for every change: every test but those marked as needing an Airflow process, Celery,
+# a browser, Docker or a long training (pyproject.toml's markers), on both cores.
+FAST_TIER := not (e2e or distributed or ui or containers or long_training)
+test: venv
+	$(PY) -m pytest -m "$(FAST_TIER)" -n 2
 
-# The DAG on the CeleryExecutor with this machine's PostgreSQL and Redis (also part of `make test`).
+# Everything, nothing skipped (what CI runs): the fast tier, then the slow tests.
+test-all: venv browser
+	$(PY) -m pytest -m "$(FAST_TIER)" -n 2
+	$(PY) -m pytest -m "not ($(FAST_TIER))"
+
+# The DAG on the CeleryExecutor with this machine's PostgreSQL and Redis (part of `make test-all`).
 test-distributed: venv
 	$(PY) -m pytest -m distributed
 
-# The Airflow UI in headless Chromium: trigger from the form, watch the run, read the results (part of `make test`).
+# The Airflow UI in headless Chromium: trigger from the form, watch the run, read the results (part of `make test-all`).
 test-ui: venv browser
 	$(PY) -m pytest -m ui
 
-# The compose deployment built and run in Docker (part of `make test`): dockerd is started, and installed
+# The compose deployment built and run in Docker (part of `make test-all`): dockerd is started, and installed
 # from Debian's docker.io when missing (as root), and stopped again if it was not running.
 test-containers: venv
 	$(PY) -m pytest -m containers

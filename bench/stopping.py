@@ -1,7 +1,7 @@
 """When training may stop: the `all_read_epochs` rule against training on, from the same runs.
 
     python -m bench.stopping [--styles NAME ...] [--real ../shared/datasets/wilhelmy_v2] [--default]
-                             [--seeds 0] [--patiences 2 3 5 8] [--minutes 9]
+                             [--seeds 0] [--patiences 2 3 5 8] [--minutes 9] [--epochs 100]
 
 Each case trains once with the pipeline's defaults but `all_read_epochs=0` (training goes on to
 early stopping or the time cap, as before the rule), keeping every epoch's checkpoint. Its own
@@ -10,6 +10,8 @@ would have given is read off the same run: the epoch it stops at, the epoch whos
 (the lowest validation loss so far, as the schedule keeps) and that checkpoint's accuracy on the test
 split. Cases: styles of bench.styles (1,600 training captchas each), `--real` folders (bench.accuracy's
 held-out split) and `--default`, the `make run` source. Prints one JSON line per case, then a table.
+On a machine that does other work meanwhile, `--minutes 0 --epochs N` gives every case the same
+epochs whatever each one costs.
 """
 from __future__ import annotations
 
@@ -144,10 +146,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--patiences", type=int, nargs="+", default=[2, 3, 5, 8])
     parser.add_argument("--minutes", type=float, default=None, help="training time limit (default: the pipeline's)")
+    parser.add_argument("--epochs", type=int, default=None, help="most epochs (default: the pipeline's)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    timing = {"max_train_minutes": args.minutes} if args.minutes is not None else {}
+    timing = {name: value for name, value in (("max_train_minutes", args.minutes), ("epochs", args.epochs))
+              if value is not None}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-stopping-") as tmp:
         for seed in args.seeds:

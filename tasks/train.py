@@ -195,6 +195,9 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
                                          all_read_epochs=cfg.all_read_epochs)
             callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), dropout_switch(), watch,
                          _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
+            if not model.optimizer.built:  # its variables made now, not in the first step, which is then traced once
+                with strategy.scope():
+                    model.optimizer.build(model.trainable_variables)
             with native_noise_filtered():
                 model.fit(data.train, validation_data=data.val, epochs=cfg.epochs, initial_epoch=state["epoch"],
                           callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself

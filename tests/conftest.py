@@ -88,6 +88,18 @@ def trained(tmp_path_factory):
     return cfg, store, results
 
 
+@pytest.fixture(scope="session")
+def three_versions(trained, tmp_path_factory):
+    """The `trained` store with two more versions, made once for the session: a better one that became
+    champion and a worse one the gate turned down. Returns (config, store, [first, better, worse]
+    versions); a test works on a copy (own_copy, copy_of_kind)."""
+    cfg, first, results = trained
+    store = own_copy(first, tmp_path_factory.mktemp("three_versions"))
+    better = publish(rigged_run(store, cfg, "later", accuracy=0.9), store)
+    worse = publish(rigged_run(store, cfg, "latest-try", accuracy=0.1, champion_accuracy=0.9), store)
+    return cfg, store, [results["publish"]["version"], better["version"], worse["version"]]
+
+
 def own_copy(store: LocalStore, tmp_path: Path) -> LocalStore:
     """A LocalStore on a copy of `store` in `tmp_path`, for a test that writes to the shared `trained` store."""
     shutil.copytree(store.root, tmp_path / "store")
@@ -148,6 +160,29 @@ def store(request, tmp_path):
         return LocalStore(tmp_path / "store")
     bucket = request.getfixturevalue("s3_bucket")
     return S3Store(f"s3://{bucket}/root", request.getfixturevalue("s3_options"))
+
+
+# A test slower than this is named at the end of every run (a report, not a failure: these machines are
+# noisy), so a slow test is seen the day it arrives; README "Tests".
+SLOW_TEST_SECONDS = 20
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name every test whose setup, call and teardown together took more than SLOW_TEST_SECONDS, from
+    pytest's own durations, slowest first, with each phase's share (a long setup is a fixture's cost)."""
+    phases: dict[str, dict[str, float]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                phases.setdefault(report.nodeid, {})[report.when] = report.duration
+    slow = sorted(((sum(times.values()), nodeid, times) for nodeid, times in phases.items()
+                   if sum(times.values()) > SLOW_TEST_SECONDS), reverse=True)
+    terminalreporter.section(f"tests that took more than {SLOW_TEST_SECONDS} s")
+    for total, nodeid, times in slow:
+        split = ", ".join(f"{when} {seconds:.1f}" for when, seconds in times.items() if seconds >= 0.05)
+        terminalreporter.write_line(f"{total:7.1f} s  {nodeid}  ({split})")
+    if not slow:
+        terminalreporter.write_line("none")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -4,7 +4,7 @@ the audit log with who, when and why (a move of `latest` on both store kinds).""
 import dataclasses
 
 import pytest
-from conftest import copy_of_kind, rigged_run
+from conftest import copy_of_kind, own_copy, rigged_run
 
 from tasks.approve import approval_request, approve
 from tasks.publish import publish
@@ -15,15 +15,23 @@ from tasks.registry.versions import list_versions, read_champion, read_history
 TAB = "/dags/captcha_training/runs/manual__1/plugin/captcha-model"
 
 
-@pytest.fixture
-def held(request, trained, tmp_path):
-    """A store (a file one, or the kind given as the test's param) whose champion is the session's first
-    version, and a better model of a run with approval on that publish held back."""
+@pytest.fixture(scope="module")
+def held_once(trained, tmp_path_factory):
+    """A file store whose champion is the session's first version, and a better model of a run with
+    approval on that publish held back, made once for the module."""
     cfg, local, results = trained
-    store = copy_of_kind(getattr(request, "param", "file"), local, tmp_path, request)
+    store = own_copy(local, tmp_path_factory.mktemp("held"))
     cfg = dataclasses.replace(rigged_run(store, cfg, "20261204T020000", accuracy=0.9, champion_accuracy=0.5),
                               approval=True)
     return store, cfg, publish(cfg, store), results["publish"]["version"]
+
+
+@pytest.fixture
+def held(request, held_once, tmp_path):
+    """A copy of `held_once` on a file store, or on the kind given as the test's param."""
+    local, cfg, published, champion = held_once
+    store = copy_of_kind(getattr(request, "param", "file"), local, tmp_path, request)
+    return store, dataclasses.replace(cfg, store=store.uri), published, champion
 
 
 def test_a_model_that_passes_waits_and_the_question_shows_both_models(held):

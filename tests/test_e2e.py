@@ -2,6 +2,7 @@
 s3:// store, and `airflow tasks test` for each task in DAG order."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,23 @@ def check_published(store, run_key: str) -> dict:
     return latest
 
 
-def test_dag_end_to_end_on_a_local_store(airflow_env, tmp_path):
-    store = LocalStore(tmp_path / "store")
+@pytest.fixture(scope="module")
+def first_night(airflow_env, tmp_path_factory):
+    """A store after one whole DAG run (`airflow dags test`, file:// store), made once for the module:
+    (its store, the run's output). A test that writes to it works on its own copy."""
+    store = LocalStore(tmp_path_factory.mktemp("first_night") / "store")
     output = airflow(airflow_env, "dags", "test", "captcha_training", "2026-11-29T02:00:00",
                      "-c", json.dumps({**TINY, "store": store.uri}))
+    return store, output
+
+
+def copy_of(store: LocalStore, tmp_path: Path) -> LocalStore:
+    shutil.copytree(store.root, tmp_path / "store")
+    return LocalStore(tmp_path / "store")
+
+
+def test_dag_end_to_end_on_a_local_store(airflow_env, first_night):
+    store, output = first_night
     assert "state=success" in output
     check_published(store, "20261129T020000")
     report = subprocess.run([sys.executable, "-m", "tasks.reporting.run_report", "--store", store.uri, "--run-key",
@@ -122,16 +136,15 @@ def test_each_task_alone_in_dag_order_finds_its_upstream_output(airflow_env, tmp
     assert store.get_json("models/latest.json") == champion
 
 
-def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_env, tmp_path):
-    store = LocalStore(tmp_path / "store")
+def test_nightly_rerun_with_nothing_new_ends_after_ingest_unless_forced(airflow_env, first_night, tmp_path):
+    store = copy_of(first_night[0], tmp_path)
     conf = {**TINY, "store": store.uri}
-    airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-01T02:00:00", "-c", json.dumps(conf))
-    first = check_published(store, "20261201T020000")
+    first = check_published(store, "20261129T020000")
 
     output = airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-02T02:00:00", "-c", json.dumps(conf))
     ingested = store.get_json("runs/20261202T020000/ingest.json")
     assert ingested["new_objects"] == 0 and "nothing new" in ingested["up_to_date"]
-    assert "nothing new: the published model 20261201T020000" in output
+    assert "nothing new: the published model 20261129T020000" in output
     assert not store.exists("runs/20261202T020000/encode_labels.json")
     assert not store.exists("runs/20261202T020000/train.json")
     assert store.get_json("models/latest.json") == first
@@ -224,17 +237,16 @@ def test_a_night_with_new_images_adds_them_and_extends_the_shards(airflow_env, t
     assert store.get_json("runs/20261207T020000/train.json")["epochs"] == 1
 
 
-def test_racing_publishes_through_airflow_leave_latest_on_the_better_model(airflow_env, tmp_path):
+def test_racing_publishes_through_airflow_leave_latest_on_the_better_model(airflow_env, first_night, tmp_path):
     """Two runs evaluated against the same champion publish through Airflow one after the other: the
     second finds latest moved, measures the first's model on its own test captchas and wins only by
     reading more; the audit log holds both decisions."""
     from conftest import make_config, rigged_run
 
-    store = LocalStore(tmp_path / "store")
+    store = copy_of(first_night[0], tmp_path)
     conf = {**TINY, "store": store.uri}
-    airflow(airflow_env, "dags", "test", "captcha_training", "2026-12-09T02:00:00", "-c", json.dumps(conf))
-    champion = check_published(store, "20261209T020000")
-    base = make_config(store, run_key="20261209T020000")
+    champion = check_published(store, "20261129T020000")
+    base = make_config(store, run_key="20261129T020000")
     rigged_run(store, base, "20261210T000000", accuracy=0.5)
     rigged_run(store, base, "20261211T000000", accuracy=0.7, truth=lambda row: "@" * 9)  # nothing reads these
     for date in ("2026-12-10", "2026-12-11"):

@@ -36,6 +36,7 @@ def never_learns():
     ARCHITECTURES.unregister("never-learns")
 
 
+@pytest.mark.long_training  # 12 epochs on 300 captchas, four models built
 def test_a_stalled_model_changes_course_until_it_reads(never_learns, tmp_path):
     store = LocalStore(tmp_path / "store")
     cfg = make_config(store, arch="never-learns", epochs=12, stall_epochs=1, batch_size=16,

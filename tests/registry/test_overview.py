@@ -4,33 +4,29 @@ that must not reach the store."""
 import json
 
 import pytest
-from conftest import copy_of_kind, rigged_run
+from conftest import copy_of_kind
 
 from tasks.pipeline.records import mark_active, record_failure, write_stage_result
-from tasks.publish import publish
 from tasks.registry import overview
 from tasks.store import StoreError
 
 
 @pytest.fixture(params=["file", "s3"])
-def published(request, trained, tmp_path):
-    """A copy of the session's published store on each kind, with two more versions: a better one that
-    became champion and a worse one the gate turned down."""
-    cfg, local, results = trained
-    store = copy_of_kind(request.param, local, tmp_path, request)
-    better = publish(rigged_run(store, cfg, "20261202T020000", accuracy=0.9), store)
-    worse = publish(rigged_run(store, cfg, "20261203T020000", accuracy=0.1, champion_accuracy=0.9), store)
-    return store, results["publish"]["version"], better, worse
+def published(request, three_versions, tmp_path):
+    """A copy, on each store kind, of the session's store with three versions: the first, a better one
+    that became champion and a worse one the gate turned down."""
+    _, local, (first, better, worse) = three_versions
+    return copy_of_kind(request.param, local, tmp_path, request), first, better, worse
 
 
 def test_versions_are_listed_newest_first_with_their_figures_and_gate_decision(published):
     store, first, better, worse = published
     rows = overview.version_rows(store)
-    assert [row["version"] for row in rows] == [worse["version"], better["version"], first]
+    assert [row["version"] for row in rows] == [worse, better, first]
     by_version = {row["version"]: row for row in rows}
-    assert by_version[better["version"]]["champion"] and by_version[better["version"]]["promoted"] is True
-    assert not by_version[worse["version"]]["champion"] and by_version[worse["version"]]["promoted"] is False
-    assert by_version[worse["version"]]["reason"]
+    assert by_version[better]["champion"] and by_version[better]["promoted"] is True
+    assert not by_version[worse]["champion"] and by_version[worse]["promoted"] is False
+    assert by_version[worse]["reason"]
     record = json.loads(store.get_bytes(f"models/{first}/version.json"))
     row = by_version[first]
     assert row["full_accuracy"] == record["metrics"]["full_accuracy"]

@@ -49,7 +49,7 @@ def test_retraining_the_champions_run_never_touches_the_champion(published):
     strict = make_config(store, min_accuracy=0.99)
     encode_labels(strict, store)
     train(strict, store)
-    evaluate(strict, store)
+    assert evaluate(strict, store)["champion_version"] == champion
     again = publish(strict, store)
     assert not again["promoted"] and "below the min_accuracy floor" in again["reason"]
     assert again["version"] != champion and read_version(store, again["version"]) is not None
@@ -94,19 +94,19 @@ def registry(store, *args) -> tuple[int, str]:
     return status, out.getvalue()
 
 
-@pytest.fixture
-def three_versions(published, monkeypatch):
-    """The trained champion, then a better run (promoted), then a worse one (kept, not promoted)."""
-    cfg, store, results = published
+@pytest.fixture(params=["file", "s3"])
+def versions(request, three_versions, tmp_path, monkeypatch):
+    """A copy, on each store kind, of the session's store with three versions: the trained champion,
+    then a better run (promoted), then a worse one (kept, not promoted)."""
+    _, local, names = three_versions
+    store = copy_of_kind(request.param, local, tmp_path, request)
     if isinstance(store, S3Store):  # the command opens the store by URI: same endpoint and keys
         monkeypatch.setenv("AWS_ENDPOINT_URL", store.client.meta.endpoint_url)
-    better = publish(rigged_run(store, cfg, "later", accuracy=0.9), store)
-    worse = publish(rigged_run(store, cfg, "latest-try", accuracy=0.1, champion_accuracy=0.9), store)
-    return store, [results["publish"]["version"], better["version"], worse["version"]]
+    return store, names
 
 
-def test_list_shows_every_version_newest_first_with_the_champion_and_decisions(three_versions):
-    store, (first, better, worse) = three_versions
+def test_list_shows_every_version_newest_first_with_the_champion_and_decisions(versions):
+    store, (first, better, worse) = versions
     status, out = registry(store, "list")
     lines = out.splitlines()
     assert status == 0 and [line.split(" | ")[0].strip(" *") for line in lines[1:4]] == [worse, better, first]
@@ -118,8 +118,8 @@ def test_list_shows_every_version_newest_first_with_the_champion_and_decisions(t
     assert shown["record"]["version"] == worse and [d["moved"] for d in shown["decisions"]] == [False]
 
 
-def test_promote_and_rollback_move_latest_by_hand_and_are_logged(three_versions):
-    store, (first, better, worse) = three_versions
+def test_promote_and_rollback_move_latest_by_hand_and_are_logged(versions):
+    store, (first, better, worse) = versions
     status, out = registry(store, "promote", worse, "--why", "reads our new style", "--who", "alice")
     assert status == 0 and read_champion(store)[0]["version"] == worse
     status, out = registry(store, "rollback", "--why", "complaints", "--who", "bob")
@@ -132,8 +132,8 @@ def test_promote_and_rollback_move_latest_by_hand_and_are_logged(three_versions)
     assert read_champion(store)[0]["version"] == better
 
 
-def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(three_versions):
-    store, (first, better, worse) = three_versions
+def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(versions):
+    store, (first, better, worse) = versions
     registry(store, "promote", first, "--why", "the oldest is best after all")
     # Runs that have not finished: one whose task started an hour ago, one whose task started longer
     # ago than the DAG's run timeout (Airflow has ended it), one that never ran through the DAG.
