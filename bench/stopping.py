@@ -1,7 +1,7 @@
 """When training may stop: the `all_read_epochs` rule against training on, from the same runs.
 
     python -m bench.stopping [--styles NAME ...] [--real ../shared/datasets/wilhelmy_v2] [--default]
-                             [--seeds 0] [--patiences 2 3 5 8] [--minutes 9] [--epochs 100]
+                             [--seeds 0] [--patiences 2 3 5 8] [--minutes 9] [--epochs 100] [--curve]
 
 Each case trains once with the pipeline's defaults but `all_read_epochs=0` (training goes on to
 early stopping or the time cap, as before the rule), keeping every epoch's checkpoint. Its own
@@ -78,8 +78,10 @@ def accuracy_of_epoch(store: LocalStore, cfg: PipelineConfig, epoch: int) -> dic
     return evaluate(sibling, store)
 
 
-def run_case(name: str, cfg: PipelineConfig, store: LocalStore, patiences: list[int], assign_split=None) -> dict:
-    """Train `cfg` once without the rule; return the figures before and under each patience."""
+def run_case(name: str, cfg: PipelineConfig, store: LocalStore, patiences: list[int], assign_split=None,
+             curve: bool = False) -> dict:
+    """Train `cfg` once without the rule; return the figures before and under each patience (with
+    `curve`, also the test captchas each epoch's checkpoint reads, and the run's history)."""
     before = train_and_score(cfg, store, assign_split)
     trained = read_stage_result(store, cfg.run_key, "train")
     history = store.get_json(trained["history"])
@@ -92,10 +94,14 @@ def run_case(name: str, cfg: PipelineConfig, store: LocalStore, patiences: list[
         figures = before if kept == kept_before else accuracy_of_epoch(store, cfg, kept)
         rules[patience] = {"stop": stop, "kept": kept, "minutes": round(sum(seconds[:stop]) / 60, 1),
                            "correct": figures["correct"], "full_accuracy": figures["full_accuracy"]}
-    return {"case": name, "seed": cfg.seed, "train": before["splits"]["train"], "test": before["test_images"],
-            "before": {"epochs": before["epochs"], "kept": kept_before, "minutes": round(sum(seconds) / 60, 1),
-                       "correct": before["correct"], "full_accuracy": before["full_accuracy"]},
-            "rules": rules}
+    row = {"case": name, "seed": cfg.seed, "train": before["splits"]["train"], "test": before["test_images"],
+           "before": {"epochs": before["epochs"], "kept": kept_before, "minutes": round(sum(seconds) / 60, 1),
+                      "correct": before["correct"], "full_accuracy": before["full_accuracy"]},
+           "rules": rules}
+    if curve:
+        row["curve"] = [accuracy_of_epoch(store, cfg, epoch)["correct"] for epoch in range(1, len(seconds) + 1)]
+        row["history"] = {name: history[name] for name in ("accuracy", "val_accuracy", "val_loss", "epoch_seconds")}
+    return row
 
 
 def cases(args) -> list[tuple[str, dict, object]]:
@@ -147,6 +153,8 @@ def main() -> None:
     parser.add_argument("--patiences", type=int, nargs="+", default=[2, 3, 5, 8])
     parser.add_argument("--minutes", type=float, default=None, help="training time limit (default: the pipeline's)")
     parser.add_argument("--epochs", type=int, default=None, help="most epochs (default: the pipeline's)")
+    parser.add_argument("--curve", action="store_true",
+                        help="also read the test split with every epoch's checkpoint (one evaluation per epoch)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -160,7 +168,7 @@ def main() -> None:
                 cfg = PipelineConfig(run_key=f"bench-stopping-{index}-seed{seed}", store=store.uri, seed=seed,
                                      all_read_epochs=0, **timing,
                                      **{**settings, "source": settings["source"].format(seed=seed)})
-                rows.append(run_case(name, cfg, store, args.patiences, assign_split))
+                rows.append(run_case(name, cfg, store, args.patiences, assign_split, args.curve))
                 print(json.dumps(rows[-1]), flush=True)
     print(table(rows, args.patiences), flush=True)
 
