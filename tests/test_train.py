@@ -37,10 +37,13 @@ def test_each_epoch_s_figures_are_tensorboard_events_in_the_store(trained):
 
 
 def test_a_finished_training_run_again_trains_from_scratch(trained, tmp_path):
+    """Cleared, a finished training trains again instead of resuming; with warm_start off, from scratch
+    although the champion has its setup, and it says why."""
     cfg, store, results = trained
     store = own_copy(store, tmp_path)
-    again = train(make_config(store, epochs=2), store, cache_dir=tmp_path)
+    again = train(make_config(store, epochs=2, warm_start=False), store, cache_dir=tmp_path)
     assert again["resumed_from_epoch"] == 0 and again["epochs"] == 2
+    assert again["parent"] == {"version": None, "why": "warm_start is off"}
     assert len(store.get_json(PREFIX + "history.json")["loss"]) == 2
 
 
@@ -62,18 +65,28 @@ def interrupting(store, at: int):
     return copy
 
 
+@pytest.fixture(scope="module")
+def interrupted_once(trained, tmp_path_factory):
+    """A file store whose training of 4 epochs stopped after epoch 2, made once for the module; the
+    model counts as reading from its first epoch (the rig: tiny data reads nothing yet), so the
+    schedule has patience and best weights."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tasks.modelling.schedule.READING", 0.0)
+        root = tmp_path_factory.mktemp("interrupted")
+        store = own_copy(trained[1], root)
+        cfg = make_config(store, epochs=4, max_train_minutes=5)
+        with pytest.raises(Interrupted):
+            train(cfg, interrupting(store, at=2), cache_dir=root / "cache")
+    return store
+
+
 @pytest.fixture(params=["file", "s3"])
-def interrupted(request, trained, tmp_path, monkeypatch):
-    """A store of each kind whose training of 4 epochs stopped after epoch 2; the model counts as
-    reading from its first epoch (the rig: tiny data reads nothing yet), so the schedule has patience
-    and best weights."""
+def interrupted(request, interrupted_once, tmp_path, monkeypatch):
+    """A copy of `interrupted_once` on each store kind, with its config; the resumed training goes on
+    on that store (the rig as when it stopped)."""
     monkeypatch.setattr("tasks.modelling.schedule.READING", 0.0)
-    cfg, store, results = trained
-    store = copy_of_kind(request.param, store, tmp_path, request)
-    cfg = make_config(store, epochs=4, max_train_minutes=5)
-    with pytest.raises(Interrupted):
-        train(cfg, interrupting(store, at=2), cache_dir=tmp_path)
-    return cfg, store
+    store = copy_of_kind(request.param, interrupted_once, tmp_path, request)
+    return make_config(store, epochs=4, max_train_minutes=5), store
 
 
 def test_an_interrupted_training_resumes_with_its_schedule_and_best_weights(interrupted, tmp_path, caplog):

@@ -1,15 +1,14 @@
 """Warm starts: a run whose setup is the champion's fine-tunes from its weights, anything else starts
-from scratch and says why; every version names its parent (lineage)."""
-import dataclasses
+from scratch and says why. (A run fine-tuned from the champion, whose version names it as its parent:
+tests/registry/test_registry.py::test_retraining_the_champions_run_never_touches_the_champion; warm
+starts off: tests/test_train.py::test_a_finished_training_run_again_trains_from_scratch.)"""
 
 import pytest
 from conftest import own_copy
 
 from tasks.modelling.warm_start import transfer_weights, warm_start_parent
-from tasks.publish import publish
-from tasks.registry.versions import read_champion, read_version
+from tasks.registry.versions import read_champion
 from tasks.store import LocalStore
-from tasks.train import train
 
 
 @pytest.fixture
@@ -29,31 +28,6 @@ def test_the_champion_is_the_parent_only_when_its_setup_is_the_same(champion_sto
     for key, other in (("alphabet", meta["alphabet"] + "X"), ("width", meta["width"] + 8), ("arch", "cnn")):
         parent, why = warm_start_parent(store, {**meta, key: other}, enabled=True)
         assert parent is None and f"{key} {meta[key]!r} (this run: {other!r})" in why
-
-
-def test_a_night_fine_tunes_from_the_champion_and_its_version_names_it(champion_store, tmp_path):
-    cfg, store, champion, _ = champion_store
-    night = dataclasses.replace(cfg, run_key="20261130T020000")
-    for stage in ("encode_labels", "build_shards"):  # the same data: only training differs
-        store.put_json(f"runs/{night.run_key}/{stage}.json", store.get_json(f"runs/{cfg.run_key}/{stage}.json"))
-    trained = train(night, store, cache_dir=tmp_path / "cache")
-    assert trained["parent"]["version"] == champion["version"]
-    from tasks.evaluate import evaluate
-
-    evaluate(night, store, tmp_path / "cache")
-    published = publish(night, store)
-    assert read_version(store, published["version"])["parent"] == trained["parent"]
-    card = store.get_bytes(f"models/{published['version']}/model_card.md").decode()
-    assert f"Started from: the champion {champion['version']}" in card
-
-
-def test_warm_start_off_trains_from_scratch_and_says_why(champion_store, tmp_path):
-    cfg, store, _, _ = champion_store
-    night = dataclasses.replace(cfg, run_key="20261130T030000", warm_start=False)
-    for stage in ("encode_labels", "build_shards"):
-        store.put_json(f"runs/{night.run_key}/{stage}.json", store.get_json(f"runs/{cfg.run_key}/{stage}.json"))
-    assert train(night, store, cache_dir=tmp_path / "cache")["parent"] == {"version": None,
-                                                                          "why": "warm_start is off"}
 
 
 def test_weights_move_layer_by_layer_and_a_new_alphabet_gets_a_new_head():

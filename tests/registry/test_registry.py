@@ -48,11 +48,14 @@ def test_retraining_the_champions_run_never_touches_the_champion(published):
     before, latest = snapshot(store, f"models/{champion}/"), store.get_json(LATEST)
     strict = make_config(store, min_accuracy=0.99)
     encode_labels(strict, store)
-    train(strict, store)
+    trained = train(strict, store)
+    assert trained["parent"]["version"] == champion  # the champion's setup: fine-tuned from it
     assert evaluate(strict, store)["champion_version"] == champion
     again = publish(strict, store)
     assert not again["promoted"] and "below the min_accuracy floor" in again["reason"]
-    assert again["version"] != champion and read_version(store, again["version"]) is not None
+    assert again["version"] != champion and read_version(store, again["version"])["parent"] == trained["parent"]
+    card = store.get_bytes(f"models/{again['version']}/model_card.md").decode()
+    assert f"Started from: the champion {champion}" in card
     assert snapshot(store, f"models/{champion}/") == before
     assert store.get_json(LATEST) == latest
     assert [v["version"] for v in list_versions(store)] == [champion, again["version"]]
