@@ -69,13 +69,18 @@ def run_target(target: str) -> dict:
             "set_up_s": round(wall - sum(s["wall_s"] for s in sessions), 1), "sessions": sessions}
 
 
+def own_time(session: dict) -> float:
+    """Seconds the session's tests took, setup, call and teardown, summed over every worker."""
+    return sum(sum(test["phases"].values()) for test in session["tests"].values())
+
+
 def report(runs: list[dict], top: int) -> str:
     """The tiers' times, then the `top` slowest tests of all sessions."""
-    lines = ["| command | wall | set-up before pytest | pytest sessions (marks, workers: wall, tests) | exit |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| command | wall | set-up before pytest | pytest sessions (marks, workers: wall, tests, the tests' "
+             "own time summed) | exit |", "| --- | --- | --- | --- | --- |"]
     for run in runs:
         sessions = "; ".join(f"`{s['markexpr'] or 'all'}`, {s['workers'] or 1}: {s['wall_s'] / 60:.1f} min, "
-                             f"{len(s['tests'])} tests" for s in run["sessions"])
+                             f"{len(s['tests'])} tests, {own_time(s) / 60:.1f} min" for s in run["sessions"])
         lines.append(f"| make {run['target']} | {run['wall_s'] / 60:.1f} min | {run['set_up_s']:.0f} s | "
                      f"{sessions} | {run['exit']} |")
     tests = {nodeid: test for run in runs for s in run["sessions"] for nodeid, test in s["tests"].items()}
