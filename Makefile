@@ -83,11 +83,11 @@ base: airflow-db
 # a browser, Docker or a long training (pyproject.toml's markers), on both cores.
 FAST_TIER := not (e2e or distributed or ui or containers or long_training)
 test: venv
-	$(PY) -m pytest -m "$(FAST_TIER)" -n 2 --dist loadgroup
+	$(PY) -m pytest -m "$(FAST_TIER)" -n 2 --dist loadfile
 
 # Everything, nothing skipped (what CI runs): the fast tier, then the slow tests.
 test-all: venv browser
-	$(PY) -m pytest -m "$(FAST_TIER)" -n 2 --dist loadgroup
+	$(PY) -m pytest -m "$(FAST_TIER)" -n 2 --dist loadfile
 	$(PY) -m pytest -m "not ($(FAST_TIER))"
 
 # The DAG on the CeleryExecutor with this machine's PostgreSQL and Redis (part of `make test-all`).

@@ -162,18 +162,6 @@ def store(request, tmp_path):
     return S3Store(f"s3://{bucket}/root", request.getfixturevalue("s3_options"))
 
 
-# `make test` spreads test modules over xdist workers whole (`--dist loadgroup`: each module is a group),
-# so a module's fixtures are made once; modules that share a session fixture no other module uses are
-# one group, so that fixture is made once too.
-WORKER_GROUPS = {"test_overview": "three_versions", "test_registry": "three_versions"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(WORKER_GROUPS.get(item.path.stem, item.path.stem)))
-
-
 # A test slower than this is named at the end of every run (a report, not a failure: these machines are
 # noisy), so a slow test is seen the day it arrives; README "Tests".
 SLOW_TEST_SECONDS = 20
