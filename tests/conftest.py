@@ -162,6 +162,26 @@ def store(request, tmp_path):
     return S3Store(f"s3://{bucket}/root", request.getfixturevalue("s3_options"))
 
 
+# `make test` spreads whole test modules over its xdist workers (`--dist loadfile`), so a module's fixtures
+# are made once; modules that share a session fixture no other module uses go to one worker together, so
+# that fixture is made once too.
+SHARED_WORKER = {"tests/registry/test_overview.py": "three_versions", "tests/registry/test_registry.py": "three_versions"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the modules of SHARED_WORKER as one unit each."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return SHARED_WORKER.get(module, module)
+
+    return SharedFixtureScheduling(config, log)
+
+
 # A test slower than this is named at the end of every run (a report, not a failure: these machines are
 # noisy), so a slow test is seen the day it arrives; README "Tests".
 SLOW_TEST_SECONDS = 20
