@@ -1,7 +1,7 @@
 """When training may stop: the `all_read_epochs` rule against training on, from the same runs.
 
     python -m bench.stopping [--styles NAME ...] [--real ../shared/datasets/wilhelmy_v2] [--default]
-                             [--seeds 0] [--patiences 2 3 5 8] [--minutes 9] [--epochs 100] [--curve]
+                             [--seeds 0] [--patiences 1 2 3 5] [--minutes 9] [--epochs 100] [--curve]
 
 Each case trains once with the pipeline's defaults but `all_read_epochs=0` (training goes on to
 early stopping or the time cap, as before the rule), keeping every epoch's checkpoint. Its own
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="add the make run source")
     parser.add_argument("--train-images", type=int, default=1600, help="training captchas per style")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--patiences", type=int, nargs="+", default=[2, 3, 5, 8])
+    parser.add_argument("--patiences", type=int, nargs="+", default=[1, 2, 3, 5])
     parser.add_argument("--minutes", type=float, default=None, help="training time limit (default: the pipeline's)")
     parser.add_argument("--epochs", type=int, default=None, help="most epochs (default: the pipeline's)")
     parser.add_argument("--curve", action="store_true",

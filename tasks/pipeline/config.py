@@ -39,7 +39,7 @@ class PipelineConfig:
     batch_size: int = 16
     max_train_minutes: float = 9.0  # docs/decisions.md#time-cap-and-patience-defaults
     stall_epochs: int = 15  # docs/decisions.md#changing-course
-    all_read_epochs: int = 2  # docs/decisions.md#nothing-left-to-learn
+    all_read_epochs: int = 5  # docs/decisions.md#nothing-left-to-learn
     arch: str = "crnn"
     height: int = 0  # 0: chosen from the images (tasks.data.input_size)
     width: int = 0
