@@ -95,6 +95,7 @@ def test_airflow_commands_are_real_airflow_commands(compose):
     wrong = ["celery", "wrker"]  # refused, so the check can fail
     done = subprocess.run([sys.executable, "-c", PARSES, json.dumps([*commands.values(), wrong])],
                           capture_output=True, text=True, cwd=ROOT)
+    assert "ACCEPTED " in done.stdout, done.stderr[-2000:]
     accepted = json.loads(done.stdout.split("ACCEPTED ", 1)[1])
     assert accepted == [True] * len(commands) + [False], (commands, done.stderr[-2000:])
 
