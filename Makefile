@@ -53,7 +53,7 @@ airflow-db: venv
 
 # Runs the whole DAG once with `airflow dags test`, then prints where the model and plots are.
 # SOURCE=path/to/images (or an archive, s3:// prefix, synthetic:// spec); STORE=a folder, file:///... or s3://...;
-# BASE=latest (or a base version) starts from a base model (`make base`); MINUTES=most minutes of training.
+# BASE=none trains from scratch where a base model (`make base`) is published (default: auto, the latest that fits); MINUTES=most minutes of training.
 # On the embedded synthetic captchas a first run trains at most 3.5 minutes, so that it ends within
 # 5 on 2 cores (README "Two commands"); a SOURCE of your own gets the pipeline's cap.
 MINUTES ?= $(if $(SOURCE),,3.5)

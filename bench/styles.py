@@ -12,10 +12,12 @@ real captchas with the held-out split of bench.accuracy. Prints one JSON line pe
 Markdown table: full-captcha accuracy on the test split with its 95% interval, character accuracy,
 training time, and when the model first read (5% of training or validation captchas) and reached
 95% and 99% of the validation captchas (epoch, minutes of training), with any change of course.
+Each JSON line also lists up to MISREADS_SHOWN test captchas read wrong, as label and reading.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -32,6 +34,8 @@ UPPER = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # the usual captcha set: no 0/O, 1/I
 # Letters whose two cases differ in shape: c/C or s/S would be told apart by size alone.
 MIXED = "abdefghnqrtABDEFGHNQRT"
 ALNUM = "abdefghkmnpqrtwxyABDEFGHJKLMNPQRTWXY2345679"
+LOWER_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+DIGITS_UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 STYLES = {
     "small-clean-72x24": f"style=plain&width=72&height=24&length=4&alphabet={UPPER}",
     "digits-noisy-jpeg-70x30": "style=noisy&width=70&height=30&length=4&alphabet=0123456789&format=jpeg",
@@ -41,8 +45,17 @@ STYLES = {
     "distorted-mixedcase-rgba-240x80": f"length=3-4&alphabet={MIXED}&width=240&height=80&mode=rgba",
     "case-sensitive-plain-120x40": f"style=plain&width=120&height=40&length=5&alphabet={MIXED}",
     "long-noisy-len8-10": f"style=noisy&width=0&height=40&length=8-10&alphabet={UPPER}",
+    # What some real captchas have: text anywhere on a wide canvas, capitals drawn for lower-case
+    # labels, pale characters under lines, narrow touching characters with doubled ones, all at once.
+    "placed-wide-len4-8": f"style=placed&width=0&height=80&length=4-8&alphabet={LOWER_DIGITS}&mode=rgba&lines=2",
+    "caps-for-lower-plain-160x50": f"style=plain&width=160&height=50&length=4-6&alphabet={LOWER_DIGITS}&caps=0.5",
+    "pale-colour-lines-rgba": f"style=colour&mode=rgba&width=0&height=60&length=4-6&alphabet={ALNUM}&lines=3",
+    "touching-doubles-72x24": f"style=touching&width=72&height=24&length=4&alphabet={DIGITS_UPPER}&doubles=0.2",
+    "wide-real-kind-len4-8": f"style=placed&width=0&height=80&length=4-8&alphabet={LOWER_DIGITS}&mode=rgba"
+                             "&caps=0.3&lines=2",
 }
 TRAIN_FRACTION = 0.7
+MISREADS_SHOWN = 30  # test captchas read wrong listed per run
 
 
 def time_to_accuracy(history: dict) -> dict:
@@ -79,7 +92,15 @@ def details(store: LocalStore, run_key: str) -> dict:
     metrics = store.get_json(f"runs/{run_key}/metrics.json")
     return {**time_to_accuracy(store.get_json(trained["history"])), "arch": trained.get("arch"),
             "course": [c["action"] for c in trained.get("course", [])],
-            "input": f"{encoded['height']}x{encoded['width']}", "ci95": metrics["full_accuracy_ci95"]}
+            "input": f"{encoded['height']}x{encoded['width']}", "ci95": metrics["full_accuracy_ci95"],
+            "misreads": misreads(store, run_key)}
+
+
+def misreads(store: LocalStore, run_key: str) -> list[dict]:
+    """Up to MISREADS_SHOWN test captchas the run's model read wrong, from evaluate's predictions."""
+    predictions = store.get_json(f"runs/{run_key}/evaluate.json")["predictions"]
+    wrong = (r for r in store.iter_jsonl(predictions) if r["predicted"] != r["true"])
+    return [{"label": r["true"], "reading": r["predicted"]} for r in itertools.islice(wrong, MISREADS_SHOWN)]
 
 
 def table(rows: list[dict]) -> str:

@@ -83,8 +83,10 @@ PARAMS = {
                                "longest label"),
     "preprocessing": Param(DEFAULTS["preprocessing"], type="string", enum=list(PREPROCESSING_METHODS),
                            title="Preprocessing",
-                           description="ink: dark text on white from each image's colours or transparency, "
-                                       "contrast stretched; grey: the image's brightness"),
+                           description="auto: text or ink, chosen from the images; text: ink cut to the text's "
+                                       "region, wide gaps narrowed; ink: dark text on white from each image's "
+                                       "colours or transparency, contrast stretched; grey: the image's "
+                                       "brightness"),
     # Optional (null allowed): the trigger form treats an empty required string as missing.
     "alphabet": Param(DEFAULTS["alphabet"] or None, type=["null", "string"], title="Alphabet",
                       description="Characters labels may use; empty: read off the data"),
@@ -108,8 +110,9 @@ PARAMS = {
                         description="Fine-tune the champion's weights when it was trained with the same setup "
                                     "(architecture, input size, preprocessing, alphabet); off: from scratch"),
     "base": Param(DEFAULTS["base"] or None, type=["null", "string"], title="Base model",
-                  description="Where there is no champion to start from: start from this base model made on "
-                              "synthetic captchas (`make base`): latest or a base version; empty: from scratch"),
+                  description="Where there is no champion to start from: start from a base model made on "
+                              "synthetic captchas (`make base`): auto (the latest base where one fits), latest "
+                              "or a base version (refused when missing), none: from scratch"),
     "approval": Param(DEFAULTS["approval"], type="boolean", title="Ask before a new model becomes latest",
                       description="A model that passes the gate waits for Approve or Reject in Required Actions"),
     "approval_hours": Param(DEFAULTS["approval_hours"], **param_schema("approval_hours"), title="Approval wait (hours)",
@@ -276,8 +279,9 @@ Makes a base model: `ingest -> encode_labels -> build_shards -> train -> evaluat
 on **images** synthetic captchas of many styles (fonts, sizes, colours, lines, noise, 3 to 8
 characters of digits and letters of both cases), in `bases/work/<run>/` of the **store**, then
 publishes the model as `bases/<version>/` and points `bases/latest.json` at it. A `captcha_training`
-run with the param **base** (`latest` or a version) starts from it where it has no champion of the
-same setup to start from: the layers that fit, and an output head for its own alphabet.
+run starts from the latest base (param **base**: `auto`, the default, or `latest` or a version;
+`none` for none) where it has no champion of the same setup to start from: the layers that fit, and
+an output head for its own alphabet.
 """
 
 BASE_PARAMS = {

@@ -51,23 +51,43 @@ def encode_labels(cfg, store, assign_split=None) -> dict:
         encoded_key = f"encoded/{encoding}.jsonl"
         if not store.exists(encoded_key):
             store.upload_file(local, encoded_key)
-    size = choose_input_size(aspects, max(lengths), cfg.height, cfg.width)
-    if not cfg.width and cfg.warm_start:
-        size = _champion_width(store, size, max(lengths))
-    log.info("encode_labels: %d images, alphabet %r, input %dx%d (%s), preprocessing %s", sum(counts.values()),
-             alphabet.chars, size["height"], size["width"], size["reason"], cfg.preprocessing)
+    champion = _champion_model(store) if cfg.warm_start else None
+    framing = _framing(cfg, store, manifest, champion)
+    size = choose_input_size(framing["aspects"] or aspects, max(lengths), cfg.height, cfg.width)
+    if not cfg.width and champion:
+        size = keep_earlier_width(size, champion[1], max(lengths), f"the champion {champion[0]['version']}")
+    log.info("encode_labels: %d images, alphabet %r, input %dx%d (%s), preprocessing %s (%s)", sum(counts.values()),
+             alphabet.chars, size["height"], size["width"], size["reason"], framing["preprocessing"],
+             framing["reason"])
     return write_stage_result(store, cfg.run_key, "encode_labels", {
         "data_version": ingested["data_version"], "encoding": encoding, "encoded": encoded_key,
         "alphabet": alphabet.chars, "num_classes": alphabet.num_classes, "max_length": max(lengths),
         "label_lengths": sorted(lengths), "splits": counts, "split_rule": split_rule,
         "height": size["height"], "width": size["width"], "input_size": size["reason"],
-        "preprocessing": cfg.preprocessing,
+        "preprocessing": framing["preprocessing"], "preprocessing_reason": framing["reason"],
     })
 
 
-def _champion_width(store, size: dict, max_length: int) -> dict:
-    """`size` with the champion's width where it is close to the chosen one, so tonight can start warm."""
+def _champion_model(store) -> tuple[dict, dict] | None:
+    """(the champion, its model.json), or None: its width and framing are kept where they fit, so
+    tonight can start warm."""
     from tasks.modelling.warm_start import champion_metadata
 
     champion, theirs, _ = champion_metadata(store)
-    return keep_earlier_width(size, theirs, max_length, f"the champion {champion['version']}") if theirs else size
+    return (champion, theirs) if theirs else None
+
+
+def _framing(cfg, store, manifest: str, champion: tuple[dict, dict] | None) -> dict:
+    """The preprocessing this run uses and why (tasks.data.framing.choose_framing); `auto` keeps the
+    champion's `text` or `ink`, so that the choice does not flip between nights."""
+    from tasks.data.framing import choose_framing, sample_entries
+    from tasks.data.images import decode_image
+
+    setting, reason = cfg.preprocessing, ""
+    theirs = champion[1].get("preprocessing") if champion else None
+    if setting == "auto" and theirs in ("text", "ink"):
+        setting, reason = theirs, f"the champion {champion[0]['version']}'s, kept for a warm start"
+    images = [decode_image(store.get_bytes(f"raw/{entry['sha256']}.{entry['ext']}"))[0]
+              for entry in sample_entries(store.iter_jsonl(manifest))] if setting in ("auto", "text") else []
+    framing = choose_framing(images, setting)
+    return {**framing, "reason": reason} if reason else framing

@@ -140,7 +140,7 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
     from tasks.modelling.architectures import get_architecture
     from tasks.modelling.augment import augmentation_switch
     from tasks.modelling.dropout import dropout_switch
-    from tasks.modelling.course import patience_before, stall_watch
+    from tasks.modelling.course import generalisation_watch, patience_before, restarted, stall_watch
     from tasks.modelling.saving import load_model
     from tasks.modelling.schedule import training_schedule
 
@@ -191,9 +191,13 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
             watch = stall_watch(patience_before(model, architecture.name, state["course"], label_lengths,
                                                 cfg.stall_epochs))
             schedule = training_schedule(cfg.max_train_minutes, clock_started, schedule_state, best_weights,
-                                         start="from scratch" if state["course"] else start,
+                                         start="from scratch" if restarted(state["course"]) else start,
                                          all_read_epochs=cfg.all_read_epochs)
-            callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(), dropout_switch(), watch,
+            record = _course_recorder(state, architecture.name)
+            done = {change["action"] for change in state["course"]}
+            callbacks = [*architecture.callbacks(data), *schedule, augmentation_switch(),
+                         dropout_switch(record=record, undone="dropout-off-again" in done),
+                         generalisation_watch(record, done="stronger-augmentation" in done), watch,
                          _epoch_record(store, prefix, settings, state, workdir, schedule[0], clock_started)]
             if not model.optimizer.built:  # its variables made now, not in the first step, which is then traced once
                 with strategy.scope():
@@ -238,7 +242,8 @@ def train(cfg, store: ObjectStore, cache_dir: Path | None = None, strategy=None)
 
 def _start_from_parent(store: ObjectStore, model, meta: dict, cfg, workdir: Path) -> dict:
     """Give `model` the champion's weights where its setup is this run's (and lower its learning rate
-    for fine-tuning), else the weights of the base `cfg.base` names, if any; return the lineage:
+    for fine-tuning), else the weights of the base `cfg.base` resolves to (tasks.registry.bases.resolve_base),
+    if any; return the lineage:
     {"version": the parent version or None, "base": the base version (when started from one), "why"}."""
     from tasks.modelling.saving import load_model
     from tasks.modelling.schedule import FINE_TUNING_RATE
@@ -254,19 +259,22 @@ def _start_from_parent(store: ObjectStore, model, meta: dict, cfg, workdir: Path
         model.optimizer.learning_rate.assign(FINE_TUNING_RATE)
         log.info("train: fine-tuning from the champion %s: %s", champion["version"], why)
         return {"version": champion["version"], "why": why}
-    if cfg.base:
-        return _start_from_base(store, model, meta, cfg.base, why, workdir)
+    from tasks.registry.bases import resolve_base
+
+    base, base_why = resolve_base(cfg, store)
+    if base:
+        return _start_from_base(store, model, meta, base, f"{why}; {base_why}", workdir)
+    why = f"{why}; {base_why}"
     log.info("train: from scratch: %s", why)
     return {"version": None, "why": why}
 
 
-def _start_from_base(store: ObjectStore, model, meta: dict, name: str, why: str, workdir: Path) -> dict:
-    """Give `model` the weights of the base `name` that fit it, the head by character; return the lineage."""
-    from tasks.registry.bases import read_base
+def _start_from_base(store: ObjectStore, model, meta: dict, base: dict, why: str, workdir: Path) -> dict:
+    """Give `model` the weights of the base `base` (its record) that fit it, the head by character;
+    return the lineage."""
     from tasks.modelling.saving import load_model
     from tasks.modelling.warm_start import transfer_weights
 
-    base = read_base(store, name)
     store.download_file(base["model"], workdir / "base.keras")
     copied, kept = transfer_weights(model, load_model(workdir / "base.keras"),
                                     alphabets=(base["alphabet"], meta["alphabet"]))
@@ -289,6 +297,16 @@ def _training_data(files: dict, index: dict, architecture, batch_size: int, seed
         train=make_dataset(files["train"], training=True, seed=seed, count=counts["train"], **shape),
         val=make_dataset(files["val"], training=False, count=counts["val"], **shape),
         probe=make_dataset(files["train"], training=False, cache=False, **shape).take(max(1, 512 // batch_size)))
+
+
+def _course_recorder(state: dict, arch: str):
+    """record(epoch, action, reason): a change of course made during an epoch's end, kept in `state`
+    (and so in the checkpoint, the stage's result and the model card) and logged."""
+    def record(epoch: int, action: str, reason: str) -> None:
+        state["course"].append({"epoch": epoch, "action": action, "reason": reason, "arch": arch})
+        log.info("train: changing course after epoch %d: %s, because of %s", epoch, action, reason)
+
+    return record
 
 
 def _change_course(model, architecture, state: dict, label_lengths: list[int], index: dict, cfg, strategy,

@@ -90,7 +90,7 @@ def test_a_base_made_by_its_dag_is_where_a_run_on_a_new_style_starts(airflow_env
     base = read_base(store, "latest")
     assert "style=mixed" in base["source"] and not store.exists("data/current.json")
     output = airflow(airflow_env, "dags", "test", "captcha_training", "2026-11-28T02:00:00",
-                     "-c", json.dumps({**TINY, "store": store.uri, "base": "latest"}))
+                     "-c", json.dumps({**TINY, "store": store.uri}))  # base=auto
     assert "state=success" in output and f"from the base {base['version']}" in output
     assert read_version(store, store.get_json("models/latest.json")["version"])["parent"]["base"] == base["version"]
 

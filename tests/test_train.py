@@ -43,7 +43,7 @@ def test_a_finished_training_run_again_trains_from_scratch(trained, tmp_path):
     store = own_copy(store, tmp_path)
     again = train(make_config(store, epochs=2, warm_start=False), store, cache_dir=tmp_path)
     assert again["resumed_from_epoch"] == 0 and again["epochs"] == 2
-    assert again["parent"] == {"version": None, "why": "warm_start is off"}
+    assert again["parent"] == {"version": None, "why": f"warm_start is off; no base is published in {store.uri}"}
     assert len(store.get_json(PREFIX + "history.json")["loss"]) == 2
 
 

@@ -1,8 +1,11 @@
 """Decoding and preprocessing of captcha images, shared by ingest, shard building and prediction.
 
 One preprocessing for training and inference, named in the model's metadata: the image turned grey
-(`ink`, the default, or `grey`, the brightness of the image flattened on white, which models trained
-before `ink` use), resized to fit the target size keeping its aspect ratio, and padded with white.
+(`ink`; or `grey`, the brightness of the image flattened on white, which models trained before `ink`
+use), with `text` also framed to the text's region (text_box, squeeze_gaps: the glyphs then look the
+same whatever the canvas, the text's size and its place), resized to fit the target size keeping its
+aspect ratio, and padded with white. `auto`, the setting's default, is resolved per data set to
+`text` or `ink` by encode_labels (tasks.data.framing).
 """
 from __future__ import annotations
 
@@ -82,12 +85,88 @@ def _stretched(ink: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(ink, 0, 255).astype(np.uint8), mode="L")
 
 
-PREPROCESSINGS = {"ink": to_ink, "grey": to_grey}  # the names of tasks.data.input_size.PREPROCESSING_METHODS
+# Text framing (docs/decisions.md#text-framing). Ink darker than INK_LEVEL is a stroke candidate.
+INK_LEVEL = 128
+# Strokes are 2x2 blocks of ink where they are at least this share of the ink (thin lines and specks
+# have none); fonts too thin for that (small images) keep the pixels with 3 or more inked neighbours.
+BLOCK_SHARE = 0.2
+# The share of stroke mass left out at each end of the rows and of the columns: a stray speck or the
+# end of a crossing line does not stretch the region.
+MASS_CUT = (0.003, 0.005)
+MARGIN = 0.12  # of the region's height, on every side, at least MIN_MARGIN pixels
+MIN_MARGIN = 2
+GAP = 0.5  # stroke-free runs of columns wider than this share of the region's height are narrowed to it
+
+
+def strokes(ink: np.ndarray) -> np.ndarray:
+    """Boolean mask (the shape of `ink`, uint8, 255 = no ink) of the pixels that belong to glyph strokes."""
+    dark = ink < INK_LEVEL
+    blocks = np.zeros_like(dark)
+    inner = dark[:-1, :-1] & dark[1:, :-1] & dark[:-1, 1:] & dark[1:, 1:]
+    blocks[:-1, :-1] |= inner
+    blocks[1:, 1:] |= inner
+    if blocks.sum() >= BLOCK_SHARE * dark.sum():
+        return blocks
+    padded = np.pad(dark, 1).astype(np.int8)
+    neighbours = sum(np.roll(np.roll(padded, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                     if dy or dx)[1:-1, 1:-1]
+    return dark & (neighbours >= 3)
+
+
+def _span(mass: np.ndarray, cut: float) -> tuple[int, int]:
+    """(first, last + 1) index of `mass` (per row or column) between its `cut` and 1 - `cut` quantiles."""
+    cumulative = np.cumsum(mass) / mass.sum()
+    return int(np.searchsorted(cumulative, cut, side="right")), int(np.searchsorted(cumulative, 1 - cut)) + 1
+
+
+def text_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the text in `ink`, with a margin; the whole image where it has no strokes."""
+    mask = strokes(ink)
+    height, width = ink.shape
+    if mask.sum() == 0:
+        return 0, height, 0, width
+    top, bottom = _span(mask.sum(axis=1), MASS_CUT[0])
+    left, right = _span(mask.sum(axis=0), MASS_CUT[1])
+    margin = max(MIN_MARGIN, round(MARGIN * (bottom - top)))
+    return max(0, top - margin), min(height, bottom + margin), max(0, left - margin), min(width, right + margin)
+
+
+def squeeze_gaps(ink: np.ndarray, height: int) -> np.ndarray:
+    """`ink` with every stroke-free run of columns between strokes narrowed to GAP * `height` (the
+    text's height), cut from its middle: wide spacing then does not shrink the glyphs."""
+    used = strokes(ink).any(axis=0)
+    keep = np.ones(ink.shape[1], dtype=bool)
+    inked = np.flatnonzero(used)
+    if inked.size == 0:
+        return ink
+    allowed = max(1, round(GAP * height))
+    start = None
+    for column in range(inked[0], inked[-1] + 1):
+        if not used[column] and start is None:
+            start = column
+        elif used[column] and start is not None:
+            extra = column - start - allowed
+            if extra > 0:
+                first = start + (column - start - extra) // 2
+                keep[first:first + extra] = False
+            start = None
+    return ink[:, keep]
+
+
+def frame_text(image: Image.Image) -> Image.Image:
+    """The ink of `image` cut to its text's region, gaps between characters narrowed."""
+    ink = np.asarray(to_ink(image), dtype=np.uint8)
+    top, bottom, left, right = text_box(ink)
+    framed = squeeze_gaps(ink[top:bottom, left:right], bottom - top)
+    return Image.fromarray(np.ascontiguousarray(framed), mode="L")
+
+
+PREPROCESSINGS = {"text": frame_text, "ink": to_ink, "grey": to_grey}
 
 
 def preprocess(image: Image.Image, height: int, width: int, method: str = "grey") -> np.ndarray:
-    """uint8 array (height, width): the image made grey by `method` (`ink` or `grey`, the pixels'
-    brightness), resized keeping the aspect ratio, centred on white."""
+    """uint8 array (height, width): the image made grey by `method` (`text`, `ink` or `grey`, the
+    pixels' brightness), resized keeping the aspect ratio, centred on white."""
     grey = PREPROCESSINGS[method](image)
     scale = min(width / grey.width, height / grey.height)
     size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-# How images become the model's grey input (tasks.data.images): `ink` by default; `grey` is what
-# models trained before `ink` expect.
-PREPROCESSING_METHODS = ("ink", "grey")
+# How images become the model's grey input (tasks.data.images): `auto` by default, resolved per data
+# set to `text` (ink framed to the text) or `ink` (tasks.data.framing); `grey` is what models trained
+# before `ink` expect.
+PREPROCESSING_METHODS = ("auto", "text", "ink", "grey")
 DEFAULT_HEIGHT = 50
 MAX_WIDTH = 1024
 ASPECT_QUANTILE = 0.9

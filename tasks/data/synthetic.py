@@ -2,11 +2,20 @@
 
 Spec: `synthetic://?count=4000&length=4&alphabet=0123456789&width=160&height=60&seed=0`; `length` may
 be a range (`4-6`); `style` is `captcha` (default: the `captcha` package's distorted text on noise)
-or one drawn with fonts (`plain`, `colour`, `noisy`, `varied`: see tasks.data.captcha_styles), where
-`width=0` sizes each image to its label; `mixed` draws each image in one of all of these, mostly
-`varied` (MIXED_STYLES); `mode` is `rgb` (default), `grey` or `rgba` (transparent background)
-and `format` `png` (default) or `jpeg`. The same spec always gives the same images on one machine,
-so ingesting it twice stores nothing new.
+or one drawn with fonts (`plain`, `colour`, `noisy`, `varied`, `placed`, `touching`: see
+tasks.data.captcha_styles), where `width=0` sizes each image to its label (`placed`: a canvas of
+random width); `mixed` draws each image in one of all of these, mostly `varied` (MIXED_STYLES);
+`mode` is `rgb` (default), `grey` or `rgba` (transparent background) and `format` `png` (default)
+or `jpeg`. The same spec always gives the same images on one machine, so ingesting it twice stores
+nothing new.
+
+Three keys add what some real captchas have; left out, every image is drawn as before they existed:
+- `doubles=0.2`: that share of labels (of two or more characters) has two identical adjacent
+  characters (`33AG`, `ULLK`) and the others none; 0 (default) leaves doubles to chance;
+- `caps=0.5`: that share of images draws its letters as capitals while the label keeps them lower
+  case, as some fonts do (an `R` drawn is `r` in the label); the alphabet must have no capitals;
+- `lines=2`: that many thin dark lines across the text, instead of the style's own lines (for
+  `captcha`, on top of the package's curve); left out, each style draws its own or none.
 """
 from __future__ import annotations
 
@@ -20,13 +29,15 @@ from urllib.parse import parse_qsl, urlparse
 
 from PIL import Image
 
-from tasks.data.captcha_styles import render
+from tasks.data.captcha_styles import render, strike
 from tasks.data.parallel import bounded_map
 
 MAX_COUNT = 10_000_000
-STYLES = ("captcha", "plain", "colour", "noisy", "varied", "mixed")
+STYLES = ("captcha", "plain", "colour", "noisy", "varied", "placed", "touching", "mixed")
+MAX_LINES = 20
 # What share of a `mixed` spec's images each style draws.
-MIXED_STYLES = {"varied": 0.6, "captcha": 0.2, "noisy": 0.1, "plain": 0.05, "colour": 0.05}
+MIXED_STYLES = {"varied": 0.45, "captcha": 0.2, "noisy": 0.1, "placed": 0.1, "plain": 0.05, "colour": 0.05,
+                "touching": 0.05}
 
 
 class SyntheticSpecError(ValueError):
@@ -45,6 +56,9 @@ class SyntheticSpec:
     mode: str = "rgb"
     format: str = "png"
     style: str = "captcha"
+    doubles: float = 0.0
+    caps: float = 0.0
+    lines: int | None = None  # None: each style's own lines
 
     @classmethod
     def parse(cls, uri: str) -> "SyntheticSpec":
@@ -53,21 +67,28 @@ class SyntheticSpec:
         if parsed.scheme != "synthetic":
             raise SyntheticSpecError(f"{uri!r} is not a synthetic:// spec")
         fields = dict(parse_qsl(parsed.query or parsed.netloc, keep_blank_values=True, strict_parsing=False))
-        known = {"count", "length", "alphabet", "width", "height", "seed", "mode", "format", "style"}
+        known = {"count", "length", "alphabet", "width", "height", "seed", "mode", "format", "style", "doubles",
+                 "caps", "lines"}
         unknown = sorted(set(fields) - known)
         if unknown:
             raise SyntheticSpecError(f"synthetic spec {uri!r}: unknown key(s) {unknown}; known: {sorted(known)}")
         values = {}
         try:
-            for key in ("count", "width", "height", "seed"):
+            for key in ("count", "width", "height", "seed", "lines"):
                 if key in fields:
                     values[key] = int(fields[key])
             if "length" in fields:
                 low, _, high = fields["length"].partition("-")
                 values["min_length"], values["max_length"] = int(low), int(high or low)
         except ValueError:
-            raise SyntheticSpecError(f"synthetic spec {uri!r}: count, length, width, height and seed must be "
-                                     "whole numbers (length may be a range like 4-6)") from None
+            raise SyntheticSpecError(f"synthetic spec {uri!r}: count, length, width, height, seed and lines must "
+                                     "be whole numbers (length may be a range like 4-6)") from None
+        for key in ("doubles", "caps"):
+            if key in fields:
+                try:
+                    values[key] = float(fields[key])
+                except ValueError:
+                    raise SyntheticSpecError(f"synthetic spec {uri!r}: {key} must be a number 0..1") from None
         for key in ("alphabet", "mode", "format", "style"):
             if key in fields:
                 values[key] = fields[key]
@@ -92,6 +113,16 @@ class SyntheticSpec:
             problems.append("mode must be rgb, grey or rgba")
         if self.format not in ("png", "jpeg"):
             problems.append("format must be png or jpeg")
+        if not 0 <= self.doubles <= 1:  # also refuses nan
+            problems.append("doubles must be a number 0..1 (the share of labels with a doubled character)")
+        elif self.doubles and self.max_length < 2:
+            problems.append("doubles needs labels of 2 or more characters")
+        if not 0 <= self.caps <= 1:
+            problems.append("caps must be a number 0..1 (the share of images drawing letters as capitals)")
+        elif self.caps and any(c.isupper() for c in self.alphabet):
+            problems.append("caps draws lower-case letters as capitals: the alphabet must have no capitals")
+        if self.lines is not None and not 0 <= self.lines <= MAX_LINES:
+            problems.append(f"lines must be 0..{MAX_LINES}")
         if self.mode == "rgba" and self.format == "jpeg":
             problems.append("jpeg has no transparency: use mode=rgba with format=png")
         if problems:
@@ -114,22 +145,41 @@ class _SeededSecrets:
         return self._random.choice(seq)
 
 
+def _label(spec: SyntheticSpec, rng: random.Random) -> str:
+    """A label of the spec's lengths and alphabet. With `doubles`, that share of labels gets one
+    character repeated next to itself and the rest have no two adjacent characters alike; without,
+    the characters are drawn independently, as before the key existed."""
+    length = rng.randint(spec.min_length, spec.max_length)
+    if not spec.doubles:
+        return "".join(rng.choice(spec.alphabet) for _ in range(length))
+    chars = [rng.choice(spec.alphabet)]
+    for _ in range(length - 1):
+        chars.append(rng.choice(spec.alphabet.replace(chars[-1], "")))
+    if length > 1 and rng.random() < spec.doubles:
+        at = rng.randrange(length - 1)
+        chars[at + 1] = chars[at]
+    return "".join(chars)
+
+
 def _render(args: tuple[SyntheticSpec, int]) -> tuple[str, bytes]:
     import captcha.image
 
     spec, index = args
     rng = random.Random(spec.seed * 1_000_003 + index)
-    length = rng.randint(spec.min_length, spec.max_length)
-    label = "".join(rng.choice(spec.alphabet) for _ in range(length))
+    label = _label(spec, rng)
+    # The rng is only asked when caps is set, so specs without it draw the images they always did.
+    text = label.upper() if spec.caps and rng.random() < spec.caps else label
     style = spec.style
     if style == "mixed":
         style = rng.choices(list(MIXED_STYLES), weights=list(MIXED_STYLES.values()))[0]
     if style == "captcha":
         captcha.image.secrets = _SeededSecrets(rng.getrandbits(64))
-        width = spec.width or int(spec.height * (0.45 * length + 0.5))
-        image = captcha.image.ImageCaptcha(width=width, height=spec.height).generate_image(label)
+        width = spec.width or int(spec.height * (0.45 * len(label) + 0.5))
+        image = captcha.image.ImageCaptcha(width=width, height=spec.height).generate_image(text)
+        if spec.lines:
+            strike(image, spec.lines, rng)
     else:
-        image = render(style, label, spec.width, spec.height, rng)
+        image = render(style, text, spec.width, spec.height, rng, spec.lines)
     if image.mode == "RGBA" and spec.mode != "rgba":
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
     if spec.mode == "grey":

@@ -16,6 +16,11 @@ of these that has not been tried and applies:
 
 Training goes on from the epoch it had reached, within the same time limit; every change is logged
 and recorded with its reason (the train stage's result, its checkpoint and the model card).
+
+A model that learns its training captchas by heart instead of reading (its training probe GAP above
+its validation read for GAP_EPOCHS epochs, validation under GENERALISES) gets, once, augmentation at
+STRONGER_AUGMENTATION times its strength, without stopping (`stronger-augmentation`:
+docs/decisions.md#learning-by-heart).
 """
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ from tasks.modelling.schedule import READING, reads
 log = logging.getLogger(__name__)
 
 RECOVERIES = ("without-dropout", "fresh-start", "per-position-head")
+GAP = 0.3
+GAP_EPOCHS = 3
+GENERALISES = 0.9
+STRONGER_AUGMENTATION = 2.0
 # Leaving the plateau: docs/decisions.md#changing-course.
 FALLING = 0.02
 FALL_WINDOW = 3
@@ -68,6 +77,41 @@ def stall_watch(stall_epochs: int):
             self.model.stop_training = True
 
     return StallWatch()
+
+
+def generalisation_watch(record, done: bool = False):
+    """A callback that turns the augmentation to STRONGER_AUGMENTATION once the training probe has read
+    GAP more than validation for GAP_EPOCHS epochs in a row while validation reads under GENERALISES,
+    and records it with `record(epoch, action, reason)`; once a run (`done`: it has been)."""
+    import keras
+
+    from tasks.modelling.augment import augmentation_layer
+
+    class GeneralisationWatch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.done, self.epochs_apart = done, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            probe, val = logs.get("accuracy", 0.0), logs.get("val_accuracy", 0.0)
+            self.epochs_apart = self.epochs_apart + 1 if probe - val >= GAP and val < GENERALISES else 0
+            layer = augmentation_layer(self.model)
+            if self.done or layer is None or self.epochs_apart < GAP_EPOCHS:
+                return
+            layer.strength.assign(STRONGER_AUGMENTATION)
+            self.done = True
+            record(epoch + 1, "stronger-augmentation",
+                   f"the training probe read {probe:.0%} and validation {val:.0%} (a gap of {GAP:.0%} or more "
+                   f"for {GAP_EPOCHS} epochs): learning by heart")
+
+    return GeneralisationWatch()
+
+
+def restarted(course: list[dict]) -> bool:
+    """Whether a change of course in `course` threw the weights away (or kept them but for dropout):
+    training then goes on as from scratch."""
+    return any(change["action"] in RECOVERIES for change in course)
 
 
 def next_recovery(model, arch: str, tried: list[str], label_lengths: list[int]) -> str | None:

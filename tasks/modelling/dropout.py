@@ -1,6 +1,7 @@
 """Dropout that can be switched on during training: off while a CTC model searches for its alignment
 (dropout holds it on that plateau: docs/decisions.md#dropout-bound), on once it reads, against
-learning a small training set by heart (docs/decisions.md#dropout-after-reading)."""
+learning a small training set by heart (docs/decisions.md#dropout-after-reading), and off again,
+for good, where it undoes what the model had learnt."""
 from __future__ import annotations
 
 import keras
@@ -8,6 +9,10 @@ import keras
 from tasks.modelling.schedule import reads
 
 SWITCH_AT = 0.5  # the share of captchas read (training or validation) at which dropout goes on
+# Dropout goes off again when the training probe reads less than UNDONE of what it read when dropout
+# went on, for UNDONE_EPOCHS epochs in a row.
+UNDONE = 0.5
+UNDONE_EPOCHS = 2
 
 
 @keras.saving.register_keras_serializable(package="captcha")
@@ -55,20 +60,50 @@ def dropout_on(model) -> bool:
         type(layer).__name__ == "Dropout" and layer.rate > 0 for layer in model.layers)
 
 
-def dropout_switch(threshold: float = SWITCH_AT):
+def dropout_switch(threshold: float = SWITCH_AT, record=None, undone: bool = False):
     """A callback that switches the model's dropout on once it reads `threshold` of its training or
-    validation captchas, and logs it; a model without SwitchedDropout layers is left as it is."""
+    validation captchas, and logs it; a model without SwitchedDropout layers is left as it is. Where
+    the training probe then falls below UNDONE of its level at the switch for UNDONE_EPOCHS epochs,
+    dropout goes off for the rest of the run, recorded as `dropout-off-again` with
+    `record(epoch, action, reason)`; `undone` says it has gone off so before (it stays off)."""
     import logging
 
     log = logging.getLogger(__name__)
 
     class DropoutSwitch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.level, self.epochs_undone = None, 0
+
         def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
             layers = switched_layers(self.model)
-            if not layers or dropout_on(self.model) or not reads(logs, threshold):
+            if not layers or undone:
+                return
+            if dropout_on(self.model):
+                self._watch(epoch, logs)
+                return
+            if not reads(logs, threshold):
                 return
             set_dropout(self.model, True)
+            self.level = logs.get("accuracy", 0.0)
             log.info("train: the model reads %.0f%% of its captchas after epoch %d: dropout on from here",
                      100 * threshold, epoch + 1)
+
+        def _watch(self, epoch: int, logs: dict) -> None:
+            """Dropout off for good where it has undone what the training probe read (a resumed run,
+            whose level at the switch is not known, is not watched)."""
+            if self.level is None or record is None:
+                return
+            below = logs.get("accuracy", 0.0) < UNDONE * self.level
+            self.epochs_undone = self.epochs_undone + 1 if below else 0
+            if self.epochs_undone < UNDONE_EPOCHS:
+                return
+            nonlocal undone
+            set_dropout(self.model, False)
+            undone = True
+            record(epoch + 1, "dropout-off-again",
+                   f"the training probe read {logs.get('accuracy', 0.0):.0%} for {UNDONE_EPOCHS} epochs after "
+                   f"dropout went on at {self.level:.0%}")
 
     return DropoutSwitch()

@@ -61,12 +61,14 @@ def transfer_weights(model, source, all_or_nothing: bool = False,
     kind with weights of the same shapes; (layers copied, names of the layers with weights left as
     built). With `all_or_nothing`, nothing is copied unless every layer fits. With `alphabets`
     (source's, model's) given and different, the output head (the `logits` layer, a class per
-    character after class 0) gets the source's rows for class 0 and every character both know,
-    and keeps its own for the others: it is reported as kept, with those characters."""
+    character after class 0) is mapped by character, never by position (tasks.modelling.warm_start._map_head),
+    and reported as kept, with the characters it has no row for."""
+    remap = bool(alphabets) and alphabets[0] != alphabets[1]
     mine, theirs = _weighted_layers(model), _weighted_layers(source)
     pairs = [(layer, theirs[i] if i < len(theirs) else None) for i, layer in enumerate(mine)]
     fitting = [(layer, other) for layer, other in pairs if other is not None and type(other) is type(layer)
-               and [w.shape for w in other.weights] == [w.shape for w in layer.weights]]
+               and [w.shape for w in other.weights] == [w.shape for w in layer.weights]
+               and not (remap and layer.name == "logits")]
     kept = [layer.name for layer, other in pairs if (layer, other) not in fitting]
     if len(theirs) != len(mine) and all_or_nothing:
         kept = kept or [f"{abs(len(theirs) - len(mine))} layer(s) more on one side"]
@@ -74,23 +76,37 @@ def transfer_weights(model, source, all_or_nothing: bool = False,
         return 0, kept
     for layer, other in fitting:
         layer.set_weights(other.get_weights())
-    if alphabets and alphabets[0] != alphabets[1]:
-        head = dict(pairs).get(model.get_layer("logits")) if "logits" in kept else None
-        if head is not None and head.name == "logits":
-            new = _map_head(model.get_layer("logits"), head, *alphabets)
-            kept[kept.index("logits")] = f"logits (new rows for {new!r})" if new else "logits (rows by character)"
+    head = dict(pairs).get(model.get_layer("logits")) if remap and "logits" in kept else None
+    if head is not None and head.name == "logits":
+        kept[kept.index("logits")] = _map_head(model.get_layer("logits"), head, *alphabets)
     return len(fitting), kept
+
+
+def one_case(alphabet: str) -> bool:
+    """Whether the letters of `alphabet` (there are some) are all of one case: its labels then mean a
+    letter whichever case a font draws it in."""
+    letters = [c for c in alphabet if c.isalpha() and c.lower() != c.upper()]
+    return bool(letters) and (all(c.islower() for c in letters) or all(c.isupper() for c in letters))
 
 
 def _map_head(layer, source, source_alphabet: str, alphabet: str) -> str:
     """Give the output head `layer` the rows of `source`'s for class 0 and every character of
-    `alphabet` that `source_alphabet` holds; return the characters it has no row for."""
+    `alphabet` that `source_alphabet` holds (for a one-case alphabet, the mean of the rows of both
+    cases of a letter: either drawing is that letter); return how the head was made, for the log."""
     kernel, bias = (w.copy() for w in layer.get_weights())
     their_kernel, their_bias = source.get_weights()
     if kernel.shape[:-1] != their_kernel.shape[:-1]:
-        return alphabet
-    rows = [(0, 0)] + [(alphabet.index(c) + 1, source_alphabet.index(c) + 1) for c in alphabet if c in source_alphabet]
-    for mine, theirs in rows:
-        kernel[..., mine], bias[mine] = their_kernel[..., theirs], their_bias[theirs]
+        return "logits"
+    both = one_case(alphabet)
+    new = ""
+    for row, char in enumerate(alphabet, start=1):
+        drawn = dict.fromkeys((char, char.lower(), char.upper()) if both else (char,))
+        rows = [source_alphabet.index(c) + 1 for c in drawn if c in source_alphabet]
+        if rows:
+            kernel[..., row], bias[row] = their_kernel[..., rows].mean(axis=-1), their_bias[rows].mean()
+        else:
+            new += char
+    kernel[..., 0], bias[0] = their_kernel[..., 0], their_bias[0]
     layer.set_weights([kernel, bias])
-    return "".join(c for c in alphabet if c not in source_alphabet)
+    how = "rows by character" + (", both cases of each letter" if both else "")
+    return f"logits ({how}" + (f", new rows for {new!r})" if new else ")")

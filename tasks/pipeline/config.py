@@ -43,7 +43,7 @@ class PipelineConfig:
     arch: str = "crnn"
     height: int = 0  # 0: chosen from the images (tasks.data.input_size)
     width: int = 0
-    preprocessing: str = "ink"
+    preprocessing: str = "auto"
     alphabet: str = ""
     max_label_length: int = 16
     label_length: int = 0
@@ -54,7 +54,9 @@ class PipelineConfig:
     seed: int = 0
     force: bool = False
     warm_start: bool = True  # start from the champion's weights where its setup is the same (fine-tuning)
-    base: str = ""  # else start from this base model's weights (tasks.registry.bases): a version, or latest
+    # Where no champion fits, start from a base model's weights (tasks.registry.bases.resolve_base): auto
+    # (the latest base where one fits), none, latest or a version.
+    base: str = "auto"
     approval: bool = False  # a model that passes the gate waits for a person's Approve (tasks.approve)
     approval_hours: float = 24.0  # then the champion stays; a waiting run holds the next night's
 
@@ -103,7 +105,7 @@ class PipelineConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.base, str) or not re.fullmatch(r"(|[A-Za-z0-9][A-Za-z0-9._-]{0,200})", self.base):
-            raise ConfigError(f"base {self.base!r} must be empty (no base), latest or the version of a published base "
+            raise ConfigError(f"base {self.base!r} must be auto, none, latest or the version of a published base "
                               "(python -m tasks.registry bases)")
         if not isinstance(self.alphabet, str) or len(set(self.alphabet)) != len(self.alphabet):
             raise ConfigError(f"alphabet {self.alphabet!r} must be a string of distinct characters (or empty)")

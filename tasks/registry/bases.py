@@ -32,6 +32,9 @@ BASE_RECORD = "base.json"
 # the base's rows for its characters (tasks.modelling.warm_start.transfer_weights).
 BASE_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 BASE_LENGTHS = "3-8"
+# The `base` setting: AUTO (the default) starts from the latest base where one fits, NO_BASE from scratch.
+AUTO = "auto"
+NO_BASE = ("", "none")
 
 
 class BaseModelError(ConfigError):
@@ -57,11 +60,12 @@ def work_store_uri(store_uri: str, run_key: str) -> str:
 def base_config(run_key: str, store_uri: str, images: int = 30_000, minutes: float = 45.0, seed: int = 0,
                 **settings) -> PipelineConfig:
     """The settings a base trains with, in its work store: the pipeline's defaults but for the source,
-    5% of the images for validation and 5% for testing, and no warm start. `settings` are other
+    5% of the images for validation and 5% for testing, no warm start and no base. `settings` are other
     PipelineConfig values (the number of epochs, say)."""
     return PipelineConfig(run_key=run_key, source=base_source(images, seed), store=work_store_uri(store_uri, run_key),
                           seed=seed, max_train_minutes=minutes,
-                          **{"val_fraction": 0.05, "test_fraction": 0.05, "warm_start": False, **settings})
+                          **{"val_fraction": 0.05, "test_fraction": 0.05, "warm_start": False, "base": "none",
+                             **settings})
 
 
 def publish_base(cfg: PipelineConfig, store: ObjectStore, work: ObjectStore) -> dict:
@@ -119,15 +123,39 @@ def read_base(store: ObjectStore, name: str) -> dict:
         ) from None
 
 
-def check_base(cfg, store: ObjectStore) -> dict | None:
-    """The record of the base the settings name (None for none), refused with BaseModelError when it
-    is not published or was trained with another architecture or preprocessing than the settings'."""
-    if not cfg.base:
-        return None
+def resolve_base(cfg, store: ObjectStore) -> tuple[dict | None, str]:
+    """(the record of the base this run starts from, or None; why). `auto` takes the latest base
+    where one is published and fits the settings, `none` (or empty) takes none; a version or
+    `latest` named explicitly is refused with BaseModelError when it is missing or does not fit."""
+    if cfg.base in NO_BASE:
+        return None, "no base asked for (base=none)"
+    if cfg.base == AUTO:
+        try:
+            base = read_base(store, "latest")
+        except BaseModelError:
+            return None, f"no base is published in {store.uri}"
+        misfit = _misfit(base, cfg)
+        return (None, f"the latest base {misfit}") if misfit else (base, f"the latest base, {base['version']}")
     base = read_base(store, cfg.base)
-    for setting in ("arch", "preprocessing"):
-        if base[setting] != getattr(cfg, setting):
-            raise BaseModelError(f"base {base['version']} was trained with {setting} {base[setting]!r}, this run's "
-                                 f"is {getattr(cfg, setting)!r}: set {setting} to {base[setting]!r} or train "
-                                 "without a base")
-    return base
+    misfit = _misfit(base, cfg)
+    if misfit:
+        raise BaseModelError(f"base {misfit}: train with settings that fit it or without a base (base=none)")
+    return base, f"the base {base['version']} named by the settings"
+
+
+def _misfit(base: dict, cfg) -> str:
+    """Why `base` cannot start a run with the settings `cfg` ("" when it can): another architecture,
+    or a preprocessing of another family (`text`, `ink` and `auto` all read the images' ink)."""
+    family = {"auto": "ink", "text": "ink", "ink": "ink"}
+    if base["arch"] != cfg.arch:
+        return f"{base['version']} was trained with arch {base['arch']!r}, this run's is {cfg.arch!r}"
+    if family.get(base["preprocessing"], base["preprocessing"]) != family.get(cfg.preprocessing, cfg.preprocessing):
+        return (f"{base['version']} was trained with preprocessing {base['preprocessing']!r}, this run's is "
+                f"{cfg.preprocessing!r}")
+    return ""
+
+
+def check_base(cfg, store: ObjectStore) -> dict | None:
+    """The record of the base this run starts from (None for none); BaseModelError where the settings
+    name one explicitly that is not published or does not fit them (resolve_base)."""
+    return resolve_base(cfg, store)[0]

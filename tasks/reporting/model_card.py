@@ -7,6 +7,8 @@ COURSE_ACTIONS = {
     "without-dropout": "dropout turned off, training went on from the same weights",
     "fresh-start": "a fresh start from another initialisation, without dropout",
     "per-position-head": "switched to the per-position head (`cnn`), trained from scratch",
+    "stronger-augmentation": "augmentation at twice its strength, training went on",
+    "dropout-off-again": "dropout turned off for the rest of the run, training went on",
 }
 
 
@@ -20,7 +22,8 @@ def model_card(cfg, version: str, meta: dict, metrics: dict, encoded: dict, trai
     lines = [
         f"# Captcha model {version}", "",
         f"- Architecture: `{meta['arch']}`, input {meta['height']}x{meta['width']} "
-        f"({encoded.get('input_size', 'set by the user')}), preprocessing `{meta.get('preprocessing', 'grey')}`, "
+        f"({encoded.get('input_size', 'set by the user')}), preprocessing `{meta.get('preprocessing', 'grey')}`"
+        + (f" ({encoded['preprocessing_reason']})" if encoded.get("preprocessing_reason") else "") + ", "
         f"labels up to {meta['max_length']} characters from `{meta['alphabet']}`",
         f"- Data version: `{encoded['data_version']}` (shards `{meta['shards']}`)",
         "- Split sizes: " + ", ".join(f"{k} {v}" for k, v in encoded["splits"].items()),

@@ -89,4 +89,53 @@ def test_the_preprocessing_names_agree_with_the_settings():
     from tasks.data.images import PREPROCESSINGS
     from tasks.data.input_size import PREPROCESSING_METHODS
 
-    assert tuple(PREPROCESSINGS) == PREPROCESSING_METHODS
+    assert ("auto", *PREPROCESSINGS) == PREPROCESSING_METHODS
+
+
+def text_like(scale: int = 1) -> np.ndarray:
+    """Three thick 'glyphs' of different shapes, 20 px high at scale 1, ink (0) on white (255)."""
+    glyphs = np.full((20, 44), 255, np.uint8)
+    glyphs[:, 0:6] = 0  # a bar
+    glyphs[0:6, 14:26] = glyphs[14:20, 14:26] = 0  # two plates
+    glyphs[5:15, 34:44] = 0  # a block
+    return np.kron(glyphs, np.ones((scale, scale), np.uint8))
+
+
+def on_canvas(ink: np.ndarray, height: int, width: int, top: int, left: int) -> Image.Image:
+    canvas = np.full((height, width), 255, np.uint8)
+    canvas[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
+    return Image.fromarray(canvas, mode="L")
+
+
+def test_the_text_box_leaves_out_thin_lines_and_specks():
+    from tasks.data.images import MARGIN, text_box
+
+    image = np.asarray(on_canvas(text_like(2), 120, 400, 30, 200)).copy()
+    image[60, :] = 0  # a thin line across the whole canvas
+    image[5, 10] = image[110, 390] = 0  # specks
+    margin = round(MARGIN * 40)
+    assert text_box(image) == (30 - margin, 70 + margin, 200 - margin, 288 + margin)
+    assert text_box(np.full((30, 60), 255, np.uint8)) == (0, 30, 0, 60)  # nothing to find: all of it
+
+
+def test_framed_text_looks_the_same_whatever_its_size_and_place():
+    small_left = on_canvas(text_like(1), 80, 300, 5, 10)
+    large_right = on_canvas(text_like(3), 160, 700, 90, 500)
+    def overlap(method: str) -> float:
+        """Intersection over union of the two images' ink after preprocessing by `method`."""
+        first, second = (preprocess(image, 32, 96, method) < 128 for image in (small_left, large_right))
+        return (first & second).sum() / (first | second).sum()
+
+    assert overlap("text") > 0.8 and overlap("ink") < 0.1
+
+
+def test_wide_gaps_between_characters_are_narrowed_to_half_the_text_height():
+    from tasks.data.images import GAP, squeeze_gaps
+
+    ink = np.full((20, 200), 255, np.uint8)
+    ink[:, 0:10] = ink[:, 110:120] = ink[:, 125:135] = 0
+    squeezed = squeeze_gaps(ink, 20)
+    assert squeezed.shape == (20, 200 - (100 - round(GAP * 20)))
+    columns = (squeezed < 128).any(axis=0)
+    assert columns[:10].all() and not columns[10:20].any() and columns[20:30].all()
+    assert not columns[30:35].any() and columns[35:45].all()  # a narrow gap is kept as it is

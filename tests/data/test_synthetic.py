@@ -131,3 +131,89 @@ def test_generation_holds_a_few_chunks_however_many_images_are_asked_for():
         tracemalloc.stop()
     assert len(first) == 300 and len({name for name, _ in first}) == 300
     assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("query, message", [
+    ("doubles=x", "doubles must be a number 0..1"),
+    ("doubles=1.5", "doubles must be a number 0..1"),
+    ("doubles=nan", "doubles must be a number 0..1"),
+    ("doubles=0.2&length=1", "doubles needs labels of 2"),
+    ("caps=-0.1", "caps must be a number 0..1"),
+    ("caps=half", "caps must be a number 0..1"),
+    ("caps=0.5&alphabet=abcD", "caps draws lower-case letters as capitals"),
+    ("lines=-1", "lines must be 0..20"),
+    ("lines=99", "lines must be 0..20"),
+    ("lines=two", "lines must be whole numbers"),
+])
+def test_bad_new_keys_are_refused_by_name(query, message):
+    with pytest.raises(SyntheticSpecError, match=message):
+        SyntheticSpec.parse(f"synthetic://?style=plain&{query}")
+
+
+def labels(uri: str) -> list[str]:
+    return [label_from_name(name) for name, _ in generate(SyntheticSpec.parse(uri), workers=1)]
+
+
+def has_double(label: str) -> bool:
+    return any(a == b for a, b in zip(label, label[1:]))
+
+
+def test_doubles_gives_that_share_of_labels_a_doubled_character():
+    drawn = labels("synthetic://?count=200&style=plain&width=72&height=24&length=4&alphabet=0123456789&doubles=0.2")
+    share = sum(map(has_double, drawn)) / len(drawn)
+    assert 0.12 <= share <= 0.3, share  # by chance, 4 of 10 digits would double in 27% of labels
+    assert all(len(label) == 4 and set(label) <= set("0123456789") for label in drawn)
+    assert all(map(has_double, labels("synthetic://?count=20&style=plain&width=72&height=24&doubles=1")))
+
+
+def test_caps_draws_capitals_for_lower_case_labels():
+    uri = "synthetic://?count=12&style=plain&width=120&height=40&length=5&alphabet=abdefgh&seed=2"
+    drawn, capped = list(generate(SyntheticSpec.parse(uri), workers=1)), \
+        list(generate(SyntheticSpec.parse(uri + "&caps=1"), workers=1))
+    assert [label_from_name(n) for n, _ in capped] == [label_from_name(n) for n, _ in drawn]  # labels unchanged
+    assert all(label_from_name(n).islower() for n, _ in capped)
+    assert all(a != b for (_, a), (_, b) in zip(drawn, capped))  # drawn otherwise
+
+
+def test_the_placed_style_puts_text_on_a_canvas_of_random_width():
+    spec = SyntheticSpec.parse("synthetic://?count=30&style=placed&mode=rgba&width=0&height=80&length=4-8"
+                               "&alphabet=0123456789abcdefghijklmnopqrstuvwxyz&lines=2")
+    widths = []
+    for name, data in generate(spec, workers=1):
+        image = Image.open(io.BytesIO(data))
+        assert image.mode == "RGBA" and image.height == 80
+        assert image.getextrema()[3] == (0, 255)  # a transparent background under opaque characters
+        widths.append(image.width)
+    assert all(140 <= w <= 780 for w in widths) and max(widths) - min(widths) > 200
+    half = SyntheticSpec.parse("synthetic://?count=10&style=placed&width=0&height=40&length=4-8")
+    assert all(70 <= Image.open(io.BytesIO(d)).width <= 390 for _, d in generate(half, workers=1))
+
+
+def test_the_touching_style_renders_small_images():
+    uri = ("synthetic://?count=6&style=touching&width=72&height=24&length=4"
+           "&alphabet=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    for name, data in generate(SyntheticSpec.parse(uri + "&doubles=0.2"), workers=1):
+        image = Image.open(io.BytesIO(data))
+        assert image.size == (72, 24) and image.mode == "RGB"
+        grey = image.convert("L")
+        assert min(grey.getextrema()) < 150 and grey.getpixel((0, 0)) == 255  # dark text on a clean background
+
+
+@pytest.mark.parametrize("query", [
+    "style=placed&width=0&height=60&caps=0.5&alphabet=abc123&doubles=0.5&lines=3",
+    "style=touching&width=0&height=30&lines=1",
+    "style=mixed&width=0&height=50&lines=2&alphabet=abc123&caps=0.3",
+    "style=noisy&width=100&height=40&lines=0",
+    "lines=2",
+])
+def test_the_new_keys_and_styles_draw_the_same_images_again(query):
+    spec = SyntheticSpec.parse(f"synthetic://?count=5&seed=4&{query}")
+    assert list(generate(spec, workers=1)) == list(generate(spec, workers=1))
+
+
+@pytest.mark.parametrize("style", ["captcha", "plain", "colour", "noisy", "varied"])
+def test_the_new_keys_left_at_their_defaults_change_nothing(style):
+    """doubles=0 and caps=0 draw what a spec without them does, which is what specs drew before the keys."""
+    uri = f"synthetic://?count=4&seed=9&style={style}&length=3-6&alphabet=abc123"
+    assert list(generate(SyntheticSpec.parse(uri), workers=1)) == \
+        list(generate(SyntheticSpec.parse(uri + "&doubles=0&caps=0"), workers=1))

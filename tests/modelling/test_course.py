@@ -94,3 +94,30 @@ def test_a_model_leaving_the_plateau_is_left_alone():
         for epoch, loss in enumerate(losses):
             watch.on_epoch_end(epoch, {"val_loss": loss, "accuracy": 0.0, "val_accuracy": 0.0})
         assert watch.stalled is stalled, losses
+
+
+def test_a_model_learning_by_heart_gets_stronger_augmentation_once():
+    import keras
+
+    from tasks.modelling.augment import Augmentation
+    from tasks.modelling.course import GAP_EPOCHS, STRONGER_AUGMENTATION, generalisation_watch, restarted
+
+    inputs = keras.layers.Input((8, 8, 1))
+    model = keras.Model(inputs, Augmentation()(inputs))
+    layer = model.layers[-1]
+    layer.strength.assign(1.0)
+    changes = []
+    watch = generalisation_watch(lambda *change: changes.append(change))
+    watch.set_model(model)
+    apart, close = {"accuracy": 0.6, "val_accuracy": 0.1}, {"accuracy": 0.6, "val_accuracy": 0.5}
+    for epoch, logs in enumerate([apart] * (GAP_EPOCHS - 1) + [close] + [apart] * (GAP_EPOCHS - 1)):
+        watch.on_epoch_end(epoch, logs)
+    assert not changes and float(layer.strength.numpy()) == 1.0  # never GAP_EPOCHS in a row
+    watch.on_epoch_end(2 * GAP_EPOCHS - 1, apart)
+    assert float(layer.strength.numpy()) == STRONGER_AUGMENTATION
+    assert [change[:2] for change in changes] == [(2 * GAP_EPOCHS, "stronger-augmentation")]
+    assert "read 60% and validation 10%" in changes[0][2]
+    for epoch in range(2 * GAP_EPOCHS, 4 * GAP_EPOCHS):
+        watch.on_epoch_end(epoch, apart)
+    assert len(changes) == 1  # once a run
+    assert not restarted([{"action": "stronger-augmentation"}]) and restarted([{"action": "fresh-start"}])

@@ -49,3 +49,28 @@ def test_wide_images_with_short_labels_get_one_time_step_per_eight_columns():
     assert wide.count_params() == usual.count_params()  # the same weights, fewer LSTM steps
     limit = 4 * MAX_STEPS_PER_CHARACTER * 8
     assert columns_per_step(limit, 8) == 4 and columns_per_step(limit + 4, 8) == 8
+
+
+def test_dropout_goes_off_for_good_where_it_undoes_what_the_model_had_learnt():
+    from tasks.modelling.dropout import UNDONE_EPOCHS, SwitchedDropout, dropout_on, dropout_switch
+
+    inputs = keras.layers.Input((8,))
+    model = keras.Model(inputs, SwitchedDropout(0.25, on=False, seed=1)(inputs))
+    changes = []
+    switch = dropout_switch(0.5, record=lambda *change: changes.append(change))
+    switch.set_model(model)
+    switch.on_epoch_end(0, {"accuracy": 0.6, "val_accuracy": 0.1})
+    switch.on_epoch_end(1, {"accuracy": 0.25, "val_accuracy": 0.1})  # one epoch below half: kept on
+    switch.on_epoch_end(2, {"accuracy": 0.4, "val_accuracy": 0.1})
+    assert dropout_on(model) and not changes
+    for epoch in range(3, 3 + UNDONE_EPOCHS):
+        switch.on_epoch_end(epoch, {"accuracy": 0.2, "val_accuracy": 0.1})
+    assert not dropout_on(model)
+    assert changes == [(3 + UNDONE_EPOCHS, "dropout-off-again",
+                        "the training probe read 20% for 2 epochs after dropout went on at 60%")]
+    switch.on_epoch_end(9, {"accuracy": 0.9, "val_accuracy": 0.9})
+    assert not dropout_on(model) and len(changes) == 1  # off for good
+    resumed = dropout_switch(0.5, record=changes.append, undone=True)
+    resumed.set_model(model)
+    resumed.on_epoch_end(10, {"accuracy": 0.9, "val_accuracy": 0.9})
+    assert not dropout_on(model)
