@@ -66,6 +66,7 @@ run: airflow-db
 	  conf.update({"max_train_minutes": float(minutes)} if minutes else {}); \
 	  print(json.dumps(conf))' "$(SOURCE)" "$(STORE_URI)" "$(BASE)" "$(MINUTES)"); \
 	store="$(STORE_URI)"; [ -n "$$store" ] || store=$$($(PY) -c 'from tasks.pipeline.config import default_store_uri; print(default_store_uri())'); \
+	case "$$store" in file://*) mkdir -p "$${store#file://}";; esac; \
 	echo "captcha_training: run $$when, conf $$conf"; \
 	$(AIRFLOW) dags test captcha_training "$$when" -c "$$conf"; \
 	echo; $(PY) -m tasks.reporting.run_report --store "$$store" --run-key "$$(date -u -d "$$when" +%Y%m%dT%H%M%S)"
@@ -85,7 +86,7 @@ base: airflow-db
 
 # The fast tier, for every change: every test but those marked as needing an Airflow process, Celery,
 # a browser, Docker or a long training (pyproject.toml's markers), on both cores.
-FAST_TIER := not (e2e or distributed or ui or containers or long_training)
+FAST_TIER := not (e2e or distributed or ui or containers or long_training or stateful)
 test: venv
 	$(PY) -m pytest -m "$(FAST_TIER)" -n 2 --dist loadfile
 

@@ -30,6 +30,9 @@ TIMEOUTS = {
 }
 # Each publish emits an event on this asset, with the model's version, location, accuracy and whether
 # it became latest: other DAGs can be scheduled on it.
+# What can change on a retry (tasks.pipeline.failures) gets two, a minute and then about two apart.
+RETRIES = {"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
+           "max_retry_delay": timedelta(minutes=10)}
 MODEL_ASSET = Asset(name="captcha_model", uri="captcha://models/latest")
 
 DOC = """
@@ -121,6 +124,27 @@ PARAMS = {
 }
 
 
+def by_kind(function):
+    """A task's body whose errors that a retry cannot change fail the task at once, with their message
+    (tasks.pipeline.failures); the others are retried."""
+    import functools
+
+    @functools.wraps(function)
+    def task(*args, **kwargs):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tasks.pipeline.failures import transient
+
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            if transient(error):
+                raise
+            raise AirflowFailException(str(error) or type(error).__name__) from None
+
+    return task
+
+
 def _run_context(active: bool = True, context: dict | None = None):
     """(config, store, S3 client options) of the running task (or of a callback's `context`), from its
     params and date; `active` records in the store that the run's task starts (the registry's clean-up
@@ -133,6 +157,10 @@ def _run_context(active: bool = True, context: dict | None = None):
     params = {name: value for name, value in context["params"].items() if name in PARAMS}  # not a task's own
     cfg = PipelineConfig.from_params(params, run_key_for(context.get("logical_date"), context["run_id"]))
     s3_options = _s3_options(cfg.store, cfg.source)
+    if not active:  # checking, or recording a failure: never create a store named by mistake
+        from tasks.check_inputs import check_store_exists
+
+        check_store_exists(cfg.store)
     store = open_store(cfg.store, s3_options)
     if active:
         mark_active(store, cfg.run_key, context["ti"].task_id)
@@ -196,26 +224,22 @@ def _record_failure(context: dict) -> None:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=RUN_TIMEOUT,  # a run stuck for days fails, and the next night's can start
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "on_failure_callback": _record_failure},
+    default_args={**RETRIES, "on_failure_callback": _record_failure},
     tags=["captcha", "ml", "training"],
     doc_md=DOC,
     params=PARAMS,
 )
 def captcha_training():
     @task(execution_timeout=TIMEOUTS["check_inputs"])
+    @by_kind
     def check_inputs() -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from tasks.check_inputs import INPUT_ERRORS
         from tasks.check_inputs import check_inputs as run
 
-        try:
-            # Nothing is written before the inputs are checked: the store may not even exist yet.
-            return run(*_run_context(active=False))
-        except INPUT_ERRORS as error:
-            raise AirflowFailException(str(error)) from None  # retrying cannot fix a wrong setting
+        # Nothing is written before the inputs are checked: the store may not even exist yet.
+        return run(*_run_context(active=False))
 
     @task(execution_timeout=TIMEOUTS["ingest"])
+    @by_kind
     def ingest() -> dict:
         from tasks.ingest import ingest as run
 
@@ -223,6 +247,7 @@ def captcha_training():
         return run(cfg, store, s3_options=s3_options)
 
     @task(execution_timeout=TIMEOUTS["encode_labels"])
+    @by_kind
     def encode_labels() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -236,24 +261,28 @@ def captcha_training():
         return run(cfg, store)
 
     @task(execution_timeout=TIMEOUTS["build_shards"])
+    @by_kind
     def build_shards() -> dict:
         from tasks.build_shards import build_shards as run
 
         return run(*_run_context()[:2])
 
     @task(queue=TRAIN_QUEUE, execution_timeout=TIMEOUTS["train"])
+    @by_kind
     def train() -> dict:
         from tasks.train import train as run
 
         return run(*_run_context()[:2])
 
     @task(execution_timeout=TIMEOUTS["evaluate"])
+    @by_kind
     def evaluate() -> dict:
         from tasks.evaluate import evaluate as run
 
         return run(*_run_context()[:2])
 
     @task(outlets=[MODEL_ASSET], execution_timeout=TIMEOUTS["publish"])
+    @by_kind
     def publish() -> dict:
         from tasks.publish import publish as run
 
@@ -315,43 +344,49 @@ def _base_context():
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args=RETRIES,
     tags=["captcha", "ml", "base model"],
     doc_md=BASE_DOC,
     params=BASE_PARAMS,
 )
 def captcha_base_model():
     @task(execution_timeout=TIMEOUTS["ingest"])
+    @by_kind
     def ingest() -> dict:
         from tasks.ingest import ingest as run
 
         return run(*_base_context()[:2])
 
     @task(execution_timeout=TIMEOUTS["encode_labels"])
+    @by_kind
     def encode_labels() -> dict:
         from tasks.encode_labels import encode_labels as run
 
         return run(*_base_context()[:2])
 
     @task(execution_timeout=TIMEOUTS["build_shards"])
+    @by_kind
     def build_shards() -> dict:
         from tasks.build_shards import build_shards as run
 
         return run(*_base_context()[:2])
 
     @task(queue=TRAIN_QUEUE, execution_timeout=TIMEOUTS["train"])
+    @by_kind
     def train() -> dict:
         from tasks.train import train as run
 
         return run(*_base_context()[:2])
 
     @task(execution_timeout=TIMEOUTS["evaluate"])
+    @by_kind
     def evaluate() -> dict:
         from tasks.evaluate import evaluate as run
 
         return run(*_base_context()[:2])
 
     @task(execution_timeout=TIMEOUTS["publish"])
+    @by_kind
     def publish_base() -> dict:
         from tasks.registry.bases import publish_base as run
 

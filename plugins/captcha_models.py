@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+from urllib.parse import quote
 from datetime import datetime, timezone
 
 from airflow.api_fastapi.core_api.security import requires_access_dag
@@ -28,7 +29,9 @@ td,th{padding:.3rem .6rem;border-bottom:1px solid #e2e8f0;text-align:left;font-s
 .champion{font-weight:600;background:#f0fff4}.error{color:#c53030}img{max-width:100%;border:1px solid #e2e8f0}
 pre{white-space:pre-wrap;background:#f7fafc;padding:1rem}"""
 
-app = FastAPI(title="Captcha models", dependencies=[Depends(requires_access_dag("GET", param_dag_id=DAG_ID))])
+# No schema or API pages: FastAPI serves those outside the routes' dependencies, without a session.
+app = FastAPI(title="Captcha models", dependencies=[Depends(requires_access_dag("GET", param_dag_id=DAG_ID))],
+              docs_url=None, redoc_url=None, openapi_url=None)
 
 
 def _open_store(uri: str | None = None):
@@ -127,20 +130,22 @@ def models() -> HTMLResponse:
     return _page("Models", _chart(rows) + table)
 
 
-def _version_body(version: str, page: dict) -> str:
+def _version_body(version: str, page: dict, store: str | None = None) -> str:
+    """A version's page; its images and downloads are read from `store` (None: the default store)."""
     from tasks.registry.overview import DOWNLOADS, PLOTS
 
     base = f"{PREFIX}/models/{html.escape(version)}/files"
+    where = html.escape(f"?store={quote(store, safe='')}") if store else ""
     metrics = page["metrics"]
     low, high = metrics.get("full_accuracy_ci95") or (None, None)
     parts = [f"<p>{'Champion. ' if page['champion'] else ''}Full captchas {_percent(metrics.get('full_accuracy'))} "
              f"(95% interval {_percent(low)}-{_percent(high)}), characters {_percent(metrics.get('char_accuracy'))}"
              "</p>"]
-    parts.append("<p>" + " · ".join(f"<a href='{base}/{name}' download>{name}</a>" if page["downloads"][name]
+    parts.append("<p>" + " · ".join(f"<a href='{base}/{name}{where}' download>{name}</a>" if page["downloads"][name]
                                     else f"{name} (missing)" for name in DOWNLOADS) + "</p>")
     for name in PLOTS:
         parts.append(f"<h3>{name[:-4].replace('_', ' ')}</h3>" + (
-            f"<img class='plot' src='{base}/{name}' alt='{name}'>" if page["plots"][name]
+            f"<img class='plot' src='{base}/{name}{where}' alt='{name}'>" if page["plots"][name]
             else f"<p class='error'>{name} is missing from this version</p>"))
     if page["model_card"]:
         parts.append(f"<h3>model card</h3><pre>{html.escape(page['model_card'])}</pre>")
@@ -148,26 +153,28 @@ def _version_body(version: str, page: dict) -> str:
 
 
 @app.get("/models/{version}", response_class=HTMLResponse)
-def version(version: str) -> HTMLResponse:
+def version(version: str, store: str | None = None) -> HTMLResponse:
+    """One version's page, from `store` (a run's own store, where the deployment allows it) or the default one."""
     from tasks.registry.overview import version_page
     from tasks.store import StoreError
 
     try:
-        page = version_page(_open_store(), version)
+        page = version_page(_open_store(store), version)
     except StoreError as error:
         return _error(f"Version {version}", error, 404)
     except Exception as error:
         return _error(f"Version {version}", error, 503)
-    return _page(f"Version {version}", _version_body(version, page))
+    return _page(f"Version {version}", _version_body(version, page, store))
 
 
 @app.get("/models/{version}/files/{name}")
-def version_file(version: str, name: str) -> Response:
+def version_file(version: str, name: str, store: str | None = None) -> Response:
+    """A plot or download of a version, from `store` or the default one."""
     from tasks.registry.overview import version_file as read
     from tasks.store import StoreError
 
     try:
-        data = read(_open_store(), version, name)
+        data = read(_open_store(store), version, name)
     except StoreError as error:
         return _error(name, error, 404)
     except Exception as error:
@@ -196,7 +203,8 @@ def run(run_id: str) -> HTMLResponse:
         progress = run_progress(store, run_key)
         if progress["outcome"] == "published":
             return _page(title, _approval_note(progress["approval"])
-                         + _version_body(progress["version"], version_page(store, progress["version"])),
+                         + _version_body(progress["version"], version_page(store, progress["version"]),
+                                         conf.get("store")),
                          refresh=10 if progress["approval"] == "awaiting" else None)
     except Exception as error:
         return _error(title, error, 503)

@@ -32,14 +32,14 @@ def _figures(metrics: dict | None) -> list[str]:
 
 def approval_request(cfg, store: ObjectStore, model_tab: str) -> dict | None:
     """What to ask the approver about this run's model ({subject, body (Markdown), timeout_hours}), or
-    None when there is nothing to ask: approval is off, or publish already decided (the gate refused
-    the model, or it was already the champion)."""
+    None when there is nothing to ask: approval is off, publish already decided (the gate refused
+    the model, or it was already the champion), or the model has become the champion since."""
     if not cfg.approval:
         return None
     published = read_stage_result(store, cfg.run_key, "publish")
-    if not published.get("awaiting_approval"):
-        return None
-    version = published["version"]
+    version = published.get("version")
+    if not published.get("awaiting_approval") or (read_champion(store)[0] or {}).get("version") == version:
+        return None  # a cleared approve whose version was approved since has nothing left to ask
     record = read_version(store, version) or {}
     champion = published.get("champion")
     table = ["| | candidate | champion |", "|---|---|---|",
@@ -69,7 +69,9 @@ def approve(cfg, store: ObjectStore, approved: bool, who: str | None, comment: s
     champion, _ = read_champion(store)
     before = champion["version"] if champion else None
     note = f": {comment.strip()}" if comment and comment.strip() else ""
-    if who is None:
+    if before == version:
+        verdict, why = "approved", f"version {version} already is the champion; nothing to decide"
+    elif who is None:
         verdict, why = "timed out", f"no answer within {cfg.approval_hours:g} hours; the champion stays"
         record_decision(store, "approval", version, before, False, why, "timeout")
     elif not approved:

@@ -192,10 +192,17 @@ def _count_new(store: ObjectStore, encoded_key: str, base: dict | None) -> dict 
 
 
 def _family_base(store: ObjectStore, family: str) -> dict | None:
+    """The family's last shard set, to extend; None where there is none or a file it names is gone."""
     try:
-        return store.get_json(f"shards/{family}/latest.json")
+        base = store.get_json(f"shards/{family}/latest.json")
     except MissingObjectError:
         return None
+    missing = [f["key"] for files in base["files"].values() for f in files if not store.exists(f["key"])]
+    if missing:
+        log.info("build_shards: the family's last shard set lacks %d of its files (%s...): building afresh",
+                 len(missing), missing[0])
+        return None
+    return base
 
 
 def build_shards(cfg, store: ObjectStore, workers: int | None = None) -> dict:

@@ -33,6 +33,22 @@ def check_inputs(cfg: PipelineConfig, store: ObjectStore, s3_options: dict | Non
                               {"source": cfg.source, "store": store.uri, "settings": cfg.model_settings()})
 
 
+def check_store_exists(uri: str) -> None:
+    """Refuse a file:// store, other than the default one, whose folder does not exist: opening it
+    would create it, and a mistyped path would start a new, empty store and registry."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from tasks.pipeline.config import default_store_uri
+
+    if not uri.startswith("file://") or uri.rstrip("/") == default_store_uri().rstrip("/"):
+        return
+    folder = Path(unquote(urlparse(uri).path))
+    if not folder.is_dir():
+        raise StoreError(f"store {uri} does not exist: correct the path, or create the folder "
+                         f"(mkdir -p {folder}) to start a new store there")
+
+
 def check_stored_labels(cfg: PipelineConfig, store: ObjectStore) -> None:
     """Refuse settings (alphabet, label_length, max_label_length) that images already in the store's
     data set do not fit: they would fail the run later, after its work. Says how many, which, and

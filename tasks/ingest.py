@@ -34,6 +34,7 @@ from tasks.data.manifests import CURRENT, manifest_key
 from tasks.data.parallel import CpuPool, bounded_map
 from tasks.data.sources import SourceError, SourceItem, iter_source
 from tasks.pipeline.config import PipelineConfig
+from tasks.pipeline.failures import PermanentError
 from tasks.pipeline.records import write_stage_result
 from tasks.reporting.progress import Progress
 from tasks.store import MissingObjectError, ObjectStore, check_key, update_json
@@ -42,7 +43,12 @@ log = logging.getLogger(__name__)
 
 
 class IngestError(RuntimeError):
-    """Ingest found nothing usable, or refused more than the configured fraction."""
+    """Ingest could not read its source."""
+
+
+class IngestRefused(IngestError, PermanentError):
+    """Ingest found nothing usable, or refused more than the configured fraction: the same source
+    gives the same answer however often it is read."""
 
 
 @dataclass(frozen=True)
@@ -214,10 +220,10 @@ def _scan_source(cfg, store, catalog: Catalog, s3_options, workers: int, quarant
 
 def _check_counts(cfg, store: ObjectStore, summary: dict) -> None:
     if not summary["total_images"]:
-        raise IngestError(f"no usable image in source {cfg.source!r} ({summary['seen']} seen, "
+        raise IngestRefused(f"no usable image in source {cfg.source!r} ({summary['seen']} seen, "
                           f"{summary['refused']} refused; reasons in {store.url(summary['quarantine'])})")
     if summary["refused"] > cfg.max_refused_fraction * summary["seen"]:
-        raise IngestError(f"{summary['refused']} of {summary['seen']} images refused, over the "
+        raise IngestRefused(f"{summary['refused']} of {summary['seen']} images refused, over the "
                           f"max_refused_fraction of {cfg.max_refused_fraction:.0%}; reasons in "
                           f"{store.url(summary['quarantine'])}")
 

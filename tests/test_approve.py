@@ -105,3 +105,15 @@ def test_nothing_is_asked_without_approval_or_when_the_gate_refused(held, traine
                                 approval=True)
     assert not publish(worse, store)["awaiting_approval"]
     assert approval_request(worse, store, TAB) is None
+
+
+def test_a_cleared_approve_of_an_approved_model_asks_nothing_and_logs_nothing(held):
+    store, cfg, published, champion = held
+    approve(cfg, store, approved=True, who="alice")
+    decisions = len(read_history(store))
+    assert approval_request(cfg, store, "http://ui/model-tab") is None
+    again = approve(cfg, store, approved=False, who="bob")  # a stale answer, from before the clear
+    assert again["promoted"] and read_champion(store)[0]["version"] == published["version"]
+    assert len(read_history(store)) == decisions
+    [row] = [row for row in overview.version_rows(store) if row["version"] == published["version"]]
+    assert row["promoted"] and row["champion"]

@@ -71,6 +71,24 @@ def test_a_grown_data_set_extends_the_shard_set_with_new_files_only(local_store,
         assert len(hashes) == len(set(hashes)) == encoded["splits"][split] == index["counts"][split]
 
 
+def test_a_family_whose_files_a_clean_up_removed_is_built_afresh_not_extended(local_store, tmp_path):
+    landing = tmp_path / "landing"
+    write_synthetic(landing, "synthetic://?count=30&length=4&seed=24")
+    _, cfg = night(local_store, landing, "n1")
+    encode_labels(cfg, local_store)
+    full = build_shards(cfg, local_store)
+    gone = read_shard_index(local_store, full["cache_key"])["files"]["train"][0]["key"]
+    local_store.delete(gone)  # as gc removes an old set's files
+    shutil.rmtree(landing)
+    write_synthetic(landing, "synthetic://?count=6&length=4&seed=25")
+    _, cfg = night(local_store, landing, "n2")
+    encode_labels(cfg, local_store)
+    grown = build_shards(cfg, local_store)
+    assert grown["extended"] is False and grown["images"] == 36
+    index = read_shard_index(local_store, grown["cache_key"])
+    assert all(local_store.exists(f["key"]) for files in index["files"].values() for f in files)
+
+
 def test_the_small_files_of_many_nights_are_merged(local_store, tmp_path, monkeypatch):
     import tensorflow as tf
 

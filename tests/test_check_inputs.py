@@ -56,3 +56,17 @@ def test_settings_the_stored_images_do_not_fit_are_refused_before_any_work(local
             check_inputs(cfg, local_store)
     assert set(local_store.list()) == before  # nothing stored is lost or changed
     check_inputs(make_config(local_store, source=str(tiny_folder), run_key="same"), local_store)
+
+
+def test_a_mistyped_store_folder_is_named_not_created(tmp_path, monkeypatch):
+    from tasks.check_inputs import check_store_exists
+
+    monkeypatch.setenv("CAPTCHA_STORE", (tmp_path / "default-store").as_uri())
+    typo = tmp_path / "stroe"
+    with pytest.raises(StoreError, match=f"store {re.escape(typo.as_uri())} does not exist: correct the path, or "
+                                         f"create the folder \\(mkdir -p {re.escape(str(typo))}\\)"):
+        check_store_exists(typo.as_uri())
+    assert not typo.exists()
+    check_store_exists((tmp_path / "default-store").as_uri())  # the default store is made on first use
+    check_store_exists(tmp_path.as_uri())  # an existing folder
+    check_store_exists("s3://bucket/prefix")  # a bucket is checked by check_access

@@ -48,7 +48,9 @@ def test_schedule_and_run_policy(dag):
     assert dag.catchup is False and dag.max_active_runs == 1
     assert "captcha" in dag.tags and dag.doc_md
     for task in dag.tasks:
-        assert task.retries >= 1 and task.retry_delay.total_seconds() > 0
+        assert task.retries >= 1 and task.retry_delay.total_seconds() > 0 and task.retry_exponential_backoff
+        if hasattr(task, "python_callable"):  # what a retry cannot change fails at once (tasks.pipeline.failures)
+            assert task.python_callable.__wrapped__, task.task_id
 
 
 def test_params_have_titles_defaults_and_schemas(dag):

@@ -44,3 +44,39 @@ def test_a_permanent_s3_error_stops_the_stage_and_names_it(s3_endpoint, s3_optio
         with pytest.raises(StoreError, match=rf"store s3://{s3_bucket}/root: reading 'manifests/current.json' "
                                              r"failed: AccessDenied"):
             ingest(cfg, store)
+
+
+def test_each_task_fails_at_once_on_what_a_retry_cannot_change_and_is_retried_otherwise(
+        s3_endpoint, s3_options, s3_bucket, tiny_folder, local_store, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    import sys
+
+    from tasks.ingest import IngestError
+    from tasks.store import StoreUnavailable
+
+    sys.path.insert(0, "dags")
+    from captcha_training import by_kind
+
+    # S3 not answering at all, as MinIO restarting at night: a StoreUnavailable, retried.
+    gone = S3Store(f"s3://{s3_bucket}/root", {**s3_options, "endpoint_url": "http://127.0.0.1:9",
+                                               "connect_timeout": 0.2})
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        by_kind(check_inputs)(make_config(gone, source=str(tiny_folder)), gone)
+    # A refusing store, a wrong setting or a source of unusable images: failed at once, with the reason.
+    with FaultProxy(s3_endpoint, permanent=True) as proxy:
+        refusing = S3Store(f"s3://{s3_bucket}/root", {**s3_options, "endpoint_url": proxy.url})
+        with pytest.raises(AirflowFailException, match=r"cannot be used \(403\)"):
+            by_kind(check_inputs)(make_config(refusing, source=str(tiny_folder)), refusing)
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        by_kind(check_inputs)(make_config(local_store, source=str(tmp_path / "nowhere")), local_store)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "1234.png").write_bytes(b"not an image")
+    with pytest.raises(AirflowFailException, match="no usable image"):
+        by_kind(ingest)(make_config(local_store, source=str(tmp_path / "junk")), local_store)
+
+    def source_unreadable():
+        raise IngestError("cannot read source 's3://x/y': connection reset")
+
+    with pytest.raises(IngestError):  # may read on a retry
+        by_kind(source_unreadable)()

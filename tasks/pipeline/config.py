@@ -83,9 +83,10 @@ class PipelineConfig:
         import hashlib
         import json
 
+        # The gate's floor decides what becomes the champion, not what is trained.
         shaping = {k: v for k, v in self.to_dict().items()
                    if k not in ("run_key", "source", "store", "force", "max_refused_fraction", "approval",
-                                "approval_hours", "warm_start")}
+                                "approval_hours", "warm_start", "min_accuracy")}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def _validate(self) -> None:

@@ -65,12 +65,15 @@ def read_stage_result(store: ObjectStore, run_key: str, stage: str) -> dict:
 
 
 def run_key_for(logical_date, run_id: str) -> str:
-    """The run key of a DAG run: its logical date (`20261129T020000`), or its run id when it has none.
+    """The run key of a DAG run: its logical date (`20261129T020000`, with its microseconds where it
+    has any: `20261129T020000.000123`, so two runs triggered within one second do not share a folder),
+    or its run id when it has none.
 
     `airflow tasks test captcha_training <task> 2026-11-29` and a run for the same date share a key,
     so a task run alone finds its upstream results.
     """
     if logical_date is not None:
-        return logical_date.strftime("%Y%m%dT%H%M%S")
+        second = logical_date.strftime("%Y%m%dT%H%M%S")
+        return f"{second}.{logical_date.microsecond:06d}" if logical_date.microsecond else second
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")
     return cleaned[:128] or "run"

@@ -1,6 +1,6 @@
 """The registry's commands.
 
-    python -m tasks.registry [--store URI] list
+    python -m tasks.registry [--store URI] list        (--store may follow the command too)
     python -m tasks.registry [--store URI] show VERSION
     python -m tasks.registry [--store URI] promote VERSION --why TEXT [--who NAME]
     python -m tasks.registry [--store URI] rollback --why TEXT [--who NAME]
@@ -21,7 +21,7 @@ import time
 
 from tasks.registry.bases import LATEST_BASE, list_bases
 from tasks.registry.cleanup import apply_cleanup, plan_cleanup
-from tasks.registry.promotion import move_latest
+from tasks.registry.promotion import move_latest, rollback_target
 from tasks.registry.versions import list_versions, read_champion, read_history, read_version, version_prefix
 from tasks.store import PreconditionFailed, StoreError, open_store
 
@@ -76,10 +76,10 @@ def rollback(store, why: str, who: str) -> dict:
     champion = read_champion(store)[0]
     if champion is None:
         raise RegistryError("nothing is published: there is no champion to roll back")
-    moves = [d for d in read_history(store) if d["moved"] and d["to"] == champion["version"]]
-    if not moves or not moves[-1]["from"]:
+    target = rollback_target(store)
+    if target is None:
         raise RegistryError(f"{champion['version']} was the first champion: there is none to roll back to")
-    return promote(store, moves[-1]["from"], why, who, action="rollback")
+    return promote(store, target, why, who, action="rollback")
 
 
 def base_table(records: list[dict], latest: str | None) -> str:
@@ -98,18 +98,23 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tasks.registry", description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default=None, help="store URI (default: CAPTCHA_STORE, else ./store)")
+    # --store after the command too (`registry list --store X`): there it only sets what is given.
+    store_option = argparse.ArgumentParser(add_help=False)
+    store_option.add_argument("--store", default=argparse.SUPPRESS, help="store URI")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="every version, newest first, the champion marked")
-    show = commands.add_parser("show", help="one version: its record and every decision about it")
+    commands.add_parser("list", help="every version, newest first, the champion marked", parents=[store_option])
+    show = commands.add_parser("show", help="one version: its record and every decision about it",
+                               parents=[store_option])
     show.add_argument("version")
     for name, text in (("promote", "make a version the champion"), ("rollback", "bring back the previous champion")):
-        command = commands.add_parser(name, help=text)
+        command = commands.add_parser(name, help=text, parents=[store_option])
         if name == "promote":
             command.add_argument("version")
         command.add_argument("--why", required=True, help="the reason, for the audit log")
         command.add_argument("--who", default=getpass.getuser(), help="who decides (default: this user)")
-    commands.add_parser("bases", help="the base models runs can start from (the base setting), newest first")
-    gc = commands.add_parser("gc", help="remove old versions, runs and shard sets")
+    commands.add_parser("bases", help="the base models runs can start from (the base setting), newest first",
+                        parents=[store_option])
+    gc = commands.add_parser("gc", help="remove old versions, runs and shard sets", parents=[store_option])
     gc.add_argument("--keep", type=int, required=True, help="versions and runs to keep, newest first")
     gc.add_argument("--unfinished", action="store_true",
                     help="also remove unfinished runs that never ran through the DAG (no task start recorded)")

@@ -3,8 +3,9 @@ which training on a new style can start from (the `base` setting; tasks.train).
 
 The `captcha_base_model` DAG (or `make base`) makes one: the pipeline's own stages (ingest,
 encode_labels, build_shards, train, evaluate) on a `synthetic://?style=mixed` source
-(tasks.data.synthetic: every image in a look of its own, labels of 3 to 8 characters of
-BASE_ALPHABET) in a work store of their own under bases/work/<run>/, so the synthetic images never
+(tasks.data.synthetic: every image in a look of its own, text placed anywhere at any size or
+touching its neighbours among them, labels of 3 to 8 characters of BASE_ALPHABET, a fifth with a
+doubled character) in a work store of their own under bases/work/<run>/, so the synthetic images never
 join the store's data set; then `publish_base` copies the model to bases/<version>/ with model.json
 (input size, preprocessing, alphabet, architecture) and base.json (the source, the accuracy on
 held-out synthetic captchas, the training time), points bases/latest.json at it and clears the work
@@ -32,6 +33,8 @@ BASE_RECORD = "base.json"
 # the base's rows for its characters (tasks.modelling.warm_start.transfer_weights).
 BASE_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 BASE_LENGTHS = "3-8"
+# A doubled character in a fifth of the labels: CTC must learn the blank between two touching twins.
+BASE_DOUBLES = 0.2
 # The `base` setting: AUTO (the default) starts from the latest base where one fits, NO_BASE from scratch.
 AUTO = "auto"
 NO_BASE = ("", "none")
@@ -44,7 +47,7 @@ class BaseModelError(ConfigError):
 def base_source(count: int, seed: int) -> str:
     """The synthetic source a base trains on."""
     return (f"synthetic://?style=mixed&count={count}&length={BASE_LENGTHS}&alphabet={BASE_ALPHABET}"
-            f"&width=0&height=60&seed={seed}")
+            f"&width=0&height=60&doubles={BASE_DOUBLES}&seed={seed}")
 
 
 def base_prefix(version: str) -> str:

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tasks.registry.versions import HISTORY, LATEST, read_champion, read_version, version_prefix
+from tasks.registry.versions import HISTORY, LATEST, read_champion, read_history, read_version, version_prefix
 from tasks.store import ObjectStore, PreconditionFailed, append_jsonl
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,19 @@ def latest_entry(record: dict, why: str) -> dict:
             "published_at": time.time(), "why": why}
 
 
+def decision_entry(action: str, candidate: str | None, before: str | None, moved: bool, why: str, who: str,
+                   awaiting: bool = False) -> dict:
+    """One decision about `latest`, as the audit log keeps it. `awaiting`: the candidate passed but
+    waits for a person's answer."""
+    return {"at": datetime.now(timezone.utc).isoformat(timespec="microseconds"), "action": action,
+            "candidate": candidate, "from": before, "to": candidate if moved else before, "moved": moved,
+            "why": why, "who": who} | ({"awaiting": True} if awaiting else {})
+
+
 def record_decision(store: ObjectStore, action: str, candidate: str | None, before: str | None, moved: bool,
                     why: str, who: str, awaiting: bool = False) -> dict:
-    """Append one decision about `latest` to the audit log; return it. `awaiting`: the candidate passed
-    but waits for a person's answer."""
-    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "action": action,
-             "candidate": candidate, "from": before, "to": candidate if moved else before, "moved": moved,
-             "why": why, "who": who} | ({"awaiting": True} if awaiting else {})
+    """Append one decision about `latest` to the audit log; return it."""
+    entry = decision_entry(action, candidate, before, moved, why, who, awaiting)
     append_jsonl(store, HISTORY, entry)
     return entry
 
@@ -68,11 +74,59 @@ def move_latest(store: ObjectStore, record: dict, expected_tag: str | None, befo
                 why: str, who: str) -> dict:
     """Make `record`'s version the champion if models/latest.json is still what was read as
     `expected_tag` (None: still absent), and log the move; PreconditionFailed, with nothing written,
-    if it is not."""
-    entry = latest_entry(record, why)
+    if it is not. latest.json carries its own move, so that a move whose audit entry could not be
+    appended is still found (champion_moves)."""
+    move = decision_entry(action, record["version"], before, True, why, who)
+    entry = {**latest_entry(record, why), "move": move}
     store.put_if(LATEST, json.dumps(entry, indent=2, sort_keys=True).encode(), expected_tag)
-    record_decision(store, action, record["version"], before, True, why, who)
+    append_jsonl(store, HISTORY, move)
     return entry
+
+
+def champion_moves(store: ObjectStore) -> list[dict]:
+    """Every move of `latest`, in the order they were made: the audit log's, and the move latest.json
+    carries where the log lacks it (its append failed after the move), which is appended to the log
+    now. Racing decisions may append their moves out of order; each is stamped before its
+    compare-and-swap, so the stamps give the order. A move whose own append is still on its way
+    looks lost and may be appended twice: each move counts once."""
+    moves = [d for d in read_history(store) if d["moved"]]
+    own = (read_champion(store)[0] or {}).get("move")
+    if own and own not in moves:
+        log.warning("the audit log lacks the last move of %s (%s to %s); appending it", LATEST, own["from"], own["to"])
+        append_jsonl(store, HISTORY, own)
+        moves.append(own)
+    unique = {json.dumps(move, sort_keys=True): move for move in moves}
+    return sorted(unique.values(), key=lambda move: datetime.fromisoformat(move["at"]))
+
+
+def champion_line(moves: list[dict]) -> list[str]:
+    """The champions in the order they took over, a rollback taking its champion off the end: the
+    last is the champion, the one before it what a rollback brings back."""
+    line: list[str] = []
+    for move in moves:
+        if move["action"] == "rollback" and len(line) >= 2 and line[-2] == move["to"]:
+            line.pop()
+        else:
+            line.append(move["to"])
+    return line
+
+
+def rollback_target(store: ObjectStore) -> str | None:
+    """The version a rollback makes the champion: the champion before the current one, or None."""
+    champion = (read_champion(store)[0] or {}).get("version")
+    line = champion_line(champion_moves(store))
+    return line[-2] if len(line) >= 2 and line[-1] == champion else None
+
+
+def rolled_back(store: ObjectStore, version: str) -> dict | None:
+    """The rollback that took `latest` away from `version`, unless a later move made it the champion
+    again; None where there was none."""
+    for move in reversed(champion_moves(store)):
+        if move["to"] == version:
+            return None
+        if move["action"] == "rollback" and move["from"] == version:
+            return move
+    return None
 
 
 def score_version(store: ObjectStore, folder: str, rows: list[dict], workdir: Path) -> dict:
@@ -100,6 +154,12 @@ def decide(store: ObjectStore, record: dict, metrics: dict, rows: list[dict], wo
     waiting for a person's approval. `because` starts the reason logged. (verdict: "promoted",
     "refused" or "held"; why; the champion's figures on these captchas, None when there is none)."""
     measured = metrics.get("champion")
+    undone = rolled_back(store, record["version"]) if action == "gate" else None
+    if undone:
+        why = (f"{because}version {record['version']} was rolled back on {undone['at']} by {undone['who']} "
+               f"({undone['why']}): only a person makes it the champion again (`registry promote`)")
+        record_decision(store, action, record["version"], undone["to"], False, why, who)
+        return "refused", why, measured
     for _ in range(CAS_ATTEMPTS):
         champion, tag = read_champion(store)
         before = champion["version"] if champion else None

@@ -5,8 +5,8 @@ ObjectStore subclass with a `scheme`, registered with `register_store` (or the e
 `captcha_training.stores`).
 """
 from tasks.store.base import (
-    MissingObjectError, ObjectStore, PreconditionFailed, StoreError, append_jsonl, check_key, open_store,
-    register_store, store_schemes, update_json,
+    MissingObjectError, ObjectStore, PreconditionFailed, StoreError, StoreUnavailable, append_jsonl, check_key,
+    open_store, register_store, store_schemes, update_json,
 )
 from tasks.store.local import LocalStore
 from tasks.store.s3 import S3Store
@@ -14,5 +14,5 @@ from tasks.store.s3 import S3Store
 register_store(LocalStore)
 register_store(S3Store)
 
-__all__ = ["MissingObjectError", "ObjectStore", "PreconditionFailed", "StoreError", "append_jsonl", "check_key",
-           "open_store", "register_store", "store_schemes", "update_json", "LocalStore", "S3Store"]
+__all__ = ["MissingObjectError", "ObjectStore", "PreconditionFailed", "StoreError", "StoreUnavailable", "append_jsonl",
+           "check_key", "open_store", "register_store", "store_schemes", "update_json", "LocalStore", "S3Store"]

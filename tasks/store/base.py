@@ -28,6 +28,10 @@ class StoreError(RuntimeError):
     """The store cannot be used as asked (bad URI, bad key, unreachable endpoint)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store did not answer, or answered with a server error: a retry may succeed."""
+
+
 class MissingObjectError(StoreError, KeyError):
     """An expected object is not in the store."""
 

@@ -9,7 +9,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from tasks.store.base import (
-    MissingObjectError, ObjectStore, PreconditionFailed, StoreError, atomic_copy_to, check_key,
+    MissingObjectError, ObjectStore, PreconditionFailed, StoreError, StoreUnavailable, atomic_copy_to, check_key,
 )
 
 
@@ -54,10 +54,11 @@ class S3Store(ObjectStore):
                 raise MissingObjectError(f"{self.url(key)} does not exist") from None
             if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
                 raise PreconditionFailed(f"{self.url(key)} changed since it was read") from None
-            raise StoreError(f"store {self.uri}: {action} {key!r} failed: {code} "
-                             f"({error.response['Error'].get('Message', '')})") from None
-        except BotoCoreError as error:
-            raise StoreError(f"store {self.uri}: {action} {key!r} failed: {error}") from None
+            kind = StoreUnavailable if _server_side(error) else StoreError
+            raise kind(f"store {self.uri}: {action} {key!r} failed: {code} "
+                       f"({error.response['Error'].get('Message', '')})") from None
+        except BotoCoreError as error:  # no answer (connection, timeout): boto3's own retries are spent
+            raise StoreUnavailable(f"store {self.uri}: {action} {key!r} failed: {error}") from None
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self._failures("writing", key):
@@ -118,9 +119,10 @@ class S3Store(ObjectStore):
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as error:
             code = error.response["Error"]["Code"]
-            raise StoreError(f"store {self.uri}: bucket {self.bucket!r} cannot be used ({code})") from None
+            kind = StoreUnavailable if _server_side(error) else StoreError
+            raise kind(f"store {self.uri}: bucket {self.bucket!r} cannot be used ({code})") from None
         except BotoCoreError as error:
-            raise StoreError(f"store {self.uri} cannot be reached: {error}") from None
+            raise StoreUnavailable(f"store {self.uri} cannot be reached: {error}") from None
 
 
 def make_s3_client(options: dict):
@@ -155,3 +157,9 @@ def s3_options_from_connection(login: str | None, password: str | None, extra: d
         "endpoint_url": endpoint,
         **{k: extra[k] for k in ("connect_timeout", "read_timeout", "max_attempts") if k in extra},
     }
+
+
+def _server_side(error) -> bool:
+    """Whether a boto3 ClientError is the server's trouble (5xx, throttling), not the request's."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return status >= 500 or error.response["Error"]["Code"] in ("SlowDown", "Throttling", "RequestTimeout")

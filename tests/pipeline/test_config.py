@@ -29,6 +29,8 @@ def test_model_settings_ignore_where_data_comes_from():
     b = PipelineConfig(run_key="b", source="/y", store="file:///tmp/b", force=True)
     assert a.model_settings() == b.model_settings()
     assert a.model_settings() != PipelineConfig(run_key="a", store="file:///tmp/a", epochs=3).model_settings()
+    # Only the gate's floor changed: nothing to train again.
+    assert a.model_settings() == PipelineConfig(run_key="a", store="file:///tmp/a", min_accuracy=0.9).model_settings()
 
 
 def test_allow_lists_limit_where_a_run_reads_and_writes(tmp_path, monkeypatch):

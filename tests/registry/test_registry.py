@@ -148,13 +148,13 @@ def test_gc_keeps_the_newest_the_champion_and_what_a_running_run_uses(versions):
             mark_active(store, run, "train", started)
     before = set(store.list())
     status, out = registry(store, "gc", "--keep", "1", "--dry-run")
-    assert status == 0 and f"would remove {store.url(f'models/{better}/version.json')}" in out
+    assert status == 0 and "would remove" in out and f"models/{better}/" not in out
     assert set(store.list()) == before
     status, out = registry(store, "gc", "--keep", "1")
     assert status == 0
-    assert [r["version"] for r in list_versions(store)] == [first, worse]  # the champion and the newest
-    assert not any(key.startswith(f"models/{better}/") for key in store.list())
-    assert store.exists("runs/a-running/ingest.json") and not store.exists("runs/later/publish.json")
+    # The champion, the newest, and the champion before the champion (what one rollback brings back).
+    assert [r["version"] for r in list_versions(store)] == [first, better, worse]
+    assert store.exists("runs/a-running/ingest.json") and store.exists("runs/later/publish.json")  # its version is kept
     assert not store.exists("runs/failed/ingest.json") and store.exists("runs/by-hand/ingest.json")
     status, out = registry(store, "gc", "--keep", "1", "--unfinished")
     assert status == 0 and not store.exists("runs/by-hand/ingest.json")
@@ -190,3 +190,66 @@ def test_an_older_version_published_again_does_not_take_latest_back_on_a_tie(pub
     assert again["version"] == results["publish"]["version"] and not again["promoted"]
     assert f"no more than the newer champion {newer['version']}" in again["reason"]
     assert read_champion(store)[0]["version"] == newer["version"]
+
+
+def test_rollback_goes_back_one_champion_at_a_time_and_what_it_undid_stays_undone(versions):
+    store, (first, better, worse) = versions
+    registry(store, "promote", worse, "--why", "try the newest")  # champions: first, better, worse
+    assert registry(store, "rollback", "--why", "complaints") == (0, f"latest is now {better}\n")
+    # gc keeps the newest version, the champion and the one a rollback would bring back.
+    assert registry(store, "gc", "--keep", "1")[0] == 0
+    assert {r["version"] for r in list_versions(store)} == {first, better, worse}
+    assert registry(store, "rollback", "--why", "complaints again") == (0, f"latest is now {first}\n")
+    status, out = registry(store, "rollback", "--why", "once more")
+    assert status == 2 and f"{first} was the first champion" in out
+    # The rolled-back run's publish cleared and run again: the gate does not bring it back.
+    again = publish(make_config(store, run_key="later"), store)
+    assert not again["promoted"] and read_champion(store)[0]["version"] == first
+    assert "was rolled back on" in again["reason"] and "only a person makes it the champion again" in again["reason"]
+    assert registry(store, "promote", better, "--why", "fixed after all")[0] == 0  # a person can
+
+
+def test_a_move_whose_audit_entry_was_lost_is_still_rolled_back(versions, monkeypatch):
+    import tasks.registry.promotion as promotion
+
+    store, (first, better, worse) = versions
+    appended = promotion.append_jsonl
+
+    def fails(*args):
+        raise OSError("the audit log cannot be written")
+
+    monkeypatch.setattr(promotion, "append_jsonl", fails)
+    with pytest.raises(OSError):
+        registry(store, "promote", worse, "--why", "try the newest")
+    assert read_champion(store)[0]["version"] == worse  # moved; its entry lost
+    monkeypatch.setattr(promotion, "append_jsonl", appended)
+    assert registry(store, "rollback", "--why", "complaints") == (0, f"latest is now {better}\n")
+    moves = [(d["action"], d["from"], d["to"]) for d in store.iter_jsonl(HISTORY) if d["moved"]][-2:]
+    assert moves == [("promote", better, worse), ("rollback", worse, better)]
+
+
+def test_the_store_may_follow_the_command(versions):
+    store, (first, better, worse) = versions
+    from tasks.registry.__main__ import main
+
+    assert main(["list", "--store", store.uri]) == 0
+
+
+def test_gc_counts_runs_newest_by_when_they_ran_and_drops_pointers_to_files_it_removes(tmp_path):
+    from tasks.registry.cleanup import plan_cleanup
+    from tasks.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    now = datetime.now(timezone.utc)
+    for run, started in (("manual__nov", now - timedelta(days=30)), ("20261201T000000", now - timedelta(days=3))):
+        store.put_json(f"runs/{run}/publish.json", {"version": None})
+        store.put_json(f"runs/{run}/build_shards.json", {"cache_key": f"set-{run[:6]}"})
+        mark_active(store, run, "publish", started)
+        files = {"train": [{"key": f"shards/fam/{run[:6]}.tfrecord", "records": 1}], "val": [], "test": []}
+        store.put_json(f"shards/sets/set-{run[:6]}.json", {"files": files})
+        store.put_bytes(files["train"][0]["key"], b"records")
+    store.put_json("shards/fam/latest.json", {"cache_key": "set-manual", "files": {
+        "train": [{"key": "shards/fam/manual.tfrecord", "records": 1}], "val": [], "test": []}})
+    plan = plan_cleanup(store, keep=1, now=now)
+    assert plan.runs == ["manual__nov"] and plan.shard_sets == ["set-manual"]
+    assert "shards/fam/latest.json" in plan.keys and "shards/fam/202612.tfrecord" not in plan.keys
